@@ -1,0 +1,79 @@
+"""Shared base for configurable components: typed, strict parameters and a build context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from robbench.errors import SuiteError
+
+if TYPE_CHECKING:
+    from robbench.data.base import Dataset
+
+
+class Params(BaseModel):
+    """Base of every component's parameter model: unknown keys are errors, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NoParams(Params):
+    """A component without parameters."""
+
+
+def format_validation_error(exc: ValidationError, where: str) -> str:
+    """One line per problem: ``where.field: message``."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"{where}.{loc}: {msg}" if loc else f"{where}: {msg}")
+    return "; ".join(lines)
+
+
+def parse_params(cls: type[Params], raw: dict[str, Any] | None, where: str) -> Params:
+    """Validate ``raw`` against ``cls``; a :class:`SuiteError` naming the field otherwise."""
+    try:
+        return cls.model_validate(raw or {})
+    except ValidationError as exc:
+        raise SuiteError(format_validation_error(exc, where)) from None
+
+
+@dataclass
+class BuildContext:
+    """What a component may use when it is built: the data set, the classifier, the zoo, a device."""
+
+    dataset: Dataset
+    device: torch.device
+    suite_seed: int = 0
+    classifier: torch.nn.Module | None = None
+    zoo_dir: str | None = None
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    def model(self, ref: Any, *, train_missing: bool = True) -> torch.nn.Module:
+        """Load a model named in a suite (zoo name or checkpoint reference), cached per context."""
+        from robbench.zoo import load_model
+
+        key = repr(ref)
+        if key not in self.cache:
+            self.cache[key] = load_model(ref, zoo_dir=self.zoo_dir, device=self.device, train_missing=train_missing)
+        model: torch.nn.Module = self.cache[key]
+        return model
+
+
+class Component:
+    """Mixin: a registered component with a strict ``Params`` model and a docstring header."""
+
+    Params: ClassVar[type[Params]] = NoParams
+    #: parameter names that never change results (excluded from the identity hash)
+    runtime_params: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def check_params(cls, params: Params, ctx: BuildContext | None) -> None:
+        """Cross-field checks that need the data set or other models; raise :class:`SuiteError`."""
+        return None

@@ -1,0 +1,63 @@
+"""The defense interface.
+
+A defense maps pixels in [0, 1] to logits: ``classify(purify(x, rng))``. ``purify`` is
+pixels -> pixels and takes *all* of its randomness from the :class:`~robbench.seeding.SampleRNG`
+it is given (``None`` only for deterministic defenses). The runner and the attack targets wrap a
+defense for the different gradient modes (full, BPDA, gray-box, EoT) so no defense needs to know
+about attacks.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from robbench.components import BuildContext, Component, Params
+from robbench.errors import SuiteError
+from robbench.seeding import SampleRNG
+
+
+class Defense(Component, nn.Module):
+    """Base class of every defense (entry-point group ``robbench.defenses``)."""
+
+    #: True when ``purify`` draws random numbers (then it is scored over several draws)
+    stochastic: ClassVar[bool] = False
+    #: False for ``none``-like defenses: BPDA needs a purifier to replace
+    has_purifier: ClassVar[bool] = True
+    #: True when the defense classifies on its own (e.g. RDC) and ignores the suite's classifier
+    own_classifier: ClassVar[bool] = False
+
+    def __init__(self, params: Params, ctx: BuildContext) -> None:
+        super().__init__()
+        self.params = params
+        if ctx.classifier is None and not self.own_classifier:
+            raise SuiteError(f"defense {type(self).__name__} needs a classifier: set `classifier:` in the suite")
+        self.classifier = ctx.classifier
+        #: model evaluations (generative or classifier) counted by the runner for cost columns
+        self.evals = 0
+
+    def purify(self, x: Tensor, *, rng: SampleRNG | None = None) -> Tensor:
+        """Pixels in [0, 1] -> pixels in [0, 1]; the identity by default."""
+        return x
+
+    def classify(self, x: Tensor) -> Tensor:
+        """Logits of the (purified) pixels."""
+        assert self.classifier is not None
+        self.evals += x.shape[0]
+        out: Tensor = self.classifier(x)
+        return out
+
+    def forward(self, x: Tensor, rng: SampleRNG | None = None) -> Tensor:  # type: ignore[override]
+        return self.classify(self.purify(x, rng=rng))
+
+    def grad_checkpointing(self, enabled: bool) -> None:
+        """Ask an iterative purifier to checkpoint its iterations in full-gradient mode (optional)."""
+        self._checkpoint = enabled
+
+    @property
+    def device(self) -> torch.device:
+        for p in self.parameters():
+            return p.device
+        return torch.device("cpu")

@@ -1,0 +1,179 @@
+"""Result rows: one per (sample, defense, attack, threat), stored as atomically written parquet shards.
+
+Layout of a results directory::
+
+    manifest.json        resolved suite, cells, versions, git SHA, device, times (atomic rewrite)
+    suite.yaml           the suite text as given
+    rows/CELL/*.parquet  shards of rows; each written to a temp file, fsynced, renamed
+    .lock                held (flock) by the run writing here
+
+A shard is either whole or absent. A shard that cannot be read (torn by an outside copy, a full
+disk) is moved to ``rows/.corrupt/`` and its rows are recomputed on resume. Rows are keyed by
+``(cell, sample_id)``; a key present twice is kept once (the earliest shard by name).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from robbench.errors import ResultsError
+from robbench.io import atomic_write_bytes
+
+SCHEMA = pa.schema([
+    ("cell", pa.string()),
+    ("sample_id", pa.string()),
+    ("sample_index", pa.int64()),
+    ("label", pa.int64()),
+    ("defense", pa.string()),
+    ("defense_name", pa.string()),
+    ("stochastic", pa.bool_()),
+    ("attack", pa.string()),
+    ("attack_name", pa.string()),
+    ("gradient", pa.string()),
+    ("randomness", pa.string()),
+    ("eot", pa.int64()),
+    ("norm", pa.string()),
+    ("eps", pa.float64()),
+    ("threat", pa.string()),
+    ("seed", pa.int64()),
+    ("draws", pa.int64()),
+    ("clean_pred", pa.int64()),
+    ("clean_correct", pa.bool_()),
+    ("clean_correct_draws", pa.list_(pa.bool_())),
+    ("adv_pred", pa.int64()),
+    ("adv_correct", pa.bool_()),
+    ("adv_correct_draws", pa.list_(pa.bool_())),
+    ("pert_norm", pa.float64()),
+    ("pert_linf", pa.float64()),
+    ("in_ball", pa.bool_()),
+    ("forward_evals", pa.int64()),
+    ("backward_evals", pa.int64()),
+    ("model_evals", pa.float64()),
+    ("seconds", pa.float64()),
+    ("peak_mem_mb", pa.float64()),
+    ("loss_trace", pa.list_(pa.float32())),
+    ("error", pa.string()),
+])
+
+COLUMNS = [f.name for f in SCHEMA]
+
+
+class ResultsDir:
+    """A results directory: rows, manifest, lock."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.rows_dir = self.root / "rows"
+        self.manifest_path = self.root / "manifest.json"
+
+    # ---- manifest -------------------------------------------------------------------------
+    def read_manifest(self) -> dict[str, Any] | None:
+        if not self.manifest_path.is_file():
+            return None
+        try:
+            data: dict[str, Any] = json.loads(self.manifest_path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ResultsError(f"{self.manifest_path} is corrupt: {exc}", hint="delete the results directory or run with --fresh") from None
+        return data
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        atomic_write_bytes(self.manifest_path, json.dumps(manifest, indent=2, sort_keys=True, default=str).encode())
+
+    # ---- lock -----------------------------------------------------------------------------
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Exclusive lock for a run; a second run into the same directory is refused."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fh = open(self.root / ".lock", "a+")
+        try:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.seek(0)
+                holder = fh.read().strip() or "another process"
+                raise ResultsError(
+                    f"results directory {self.root} is in use by {holder}",
+                    hint="wait for that run to finish, or pass a different --out",
+                ) from None
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"pid {os.getpid()}")
+            fh.flush()
+            yield
+        finally:
+            fh.close()
+
+    # ---- shards ---------------------------------------------------------------------------
+    def write_shard(self, cell: str, name: str, rows: list[dict[str, Any]]) -> Path:
+        table = pa.Table.from_pylist([{c: r.get(c) for c in COLUMNS} for r in rows], schema=SCHEMA)
+        buf = io.BytesIO()
+        pq.write_table(table, buf)
+        path = self.rows_dir / cell / f"{name}.parquet"
+        atomic_write_bytes(path, buf.getvalue())
+        return path
+
+    def shard_paths(self) -> list[Path]:
+        if not self.rows_dir.is_dir():
+            return []
+        return sorted(p for p in self.rows_dir.glob("*/*.parquet") if not p.name.startswith("."))
+
+    def quarantine(self, path: Path) -> None:
+        dest = self.rows_dir / ".corrupt" / f"{path.parent.name}--{path.name}"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(path), dest)
+
+    def read_rows(self, *, repair: bool = False, cells: set[str] | None = None) -> pd.DataFrame:
+        """All rows (deduplicated by key). Unreadable shards raise, or are quarantined with ``repair``."""
+        frames = []
+        for path in self.shard_paths():
+            if cells is not None and path.parent.name not in cells:
+                continue
+            try:
+                frames.append(pq.read_table(path, schema=SCHEMA).to_pandas())
+            except Exception as exc:  # noqa: BLE001 - any parquet failure is a torn shard
+                if repair:
+                    self.quarantine(path)
+                    continue
+                raise ResultsError(f"shard {path} is corrupt ({type(exc).__name__})",
+                                   hint="run `robbench run SUITE` again: it quarantines torn shards and recomputes their rows") from None
+        if not frames:
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
+        df = pd.concat(frames, ignore_index=True)
+        return df.drop_duplicates(subset=["cell", "sample_id"], keep="first").reset_index(drop=True)
+
+    def done_keys(self) -> dict[str, set[str]]:
+        """cell -> sample ids already stored (after quarantining torn shards)."""
+        df = self.read_rows(repair=True)
+        out: dict[str, set[str]] = {}
+        for cell, sid in zip(df["cell"], df["sample_id"], strict=True):
+            out.setdefault(cell, set()).add(sid)
+        return out
+
+
+def open_results(path: str | Path) -> tuple[ResultsDir, dict[str, Any], pd.DataFrame]:
+    """A finished (or partial) results directory with its manifest and rows; clear errors otherwise."""
+    rd = ResultsDir(path)
+    if not rd.root.is_dir():
+        raise ResultsError(f"results directory {rd.root} does not exist", hint="run `robbench run SUITE` first, or check the path")
+    manifest = rd.read_manifest()
+    if manifest is None:
+        raise ResultsError(f"{rd.root} is not a robbench results directory (no manifest.json)",
+                           hint="point at the folder `robbench run` wrote, e.g. results/quickstart")
+    df = rd.read_rows()
+    cells = {c["id"] for c in manifest.get("cells", [])}
+    df = df[df["cell"].isin(cells)].reset_index(drop=True)
+    if df.empty:
+        raise ResultsError(f"{rd.root} holds no rows for its suite's cells", hint="run the suite first: robbench run SUITE")
+    return rd, manifest, df

@@ -1,0 +1,449 @@
+"""The runner: plan cells, skip finished rows, batch, attack, check containment, judge, write shards.
+
+A *cell* is one (defense, attack, threat); the clean attack is threat-free. A *unit* is a cell
+and a list of samples; units are independent and carry their own seeds (derived from the suite
+seed, the cell and each sample id), so any split of the work gives the same rows. The runner,
+never the attack, judges success with the real defense, and asserts on every sample that the
+adversarial image lies in the threat ball and in [0, 1].
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from robbench import __version__, registry
+from robbench.attacks.base import Attack
+from robbench.components import BuildContext, parse_params
+from robbench.data.base import DataSplit, load_dataset
+from robbench.defenses.base import Defense
+from robbench.errors import AttackContainmentError, DeviceError, ResultsError, RobbenchError
+from robbench.identity import component_identity, stable_hash
+from robbench.results import ResultsDir
+from robbench.seeding import SampleRNG, derive_seed
+from robbench.suite import AttackSpec, DefenseSpec, Suite, check_suite, read_suite
+from robbench.target import Target
+from robbench.threat import ThreatModel
+from robbench.zoo import model_identity
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` -> cuda when available, else cpu; a CUDA request without CUDA is a clear error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(f"device {device!r} requested but this machine has no CUDA device (torch {torch.__version__})",
+                          hint="use --device cpu, or install a CUDA build of torch on a GPU machine")
+    return dev
+
+
+@dataclass
+class Cell:
+    id: str
+    defense: DefenseSpec
+    attack: AttackSpec
+    threat: ThreatModel | None
+    stochastic: bool
+    eot: int
+    draws: int
+    randomness: str
+    defense_hash: str
+
+    @property
+    def label(self) -> str:
+        t = self.threat.label if self.threat else "clean"
+        return f"{self.defense.display} / {self.attack.id} / {t}"
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "defense": self.defense.display, "defense_name": self.defense.name,
+            "attack": self.attack.id, "attack_name": self.attack.name, "gradient": self.attack.gradient,
+            "randomness": self.randomness, "eot": self.eot, "draws": self.draws, "stochastic": self.stochastic,
+            "norm": self.threat.norm if self.threat else "none", "eps": self.threat.eps if self.threat else 0.0,
+            "threat": self.threat.id if self.threat else "none", "label": self.label,
+        }
+
+
+@dataclass
+class Unit:
+    cell: Cell
+    indices: list[int]  # positions in the selected data subset
+
+
+@dataclass
+class RunReport:
+    out: Path
+    cells: int
+    rows_written: int
+    rows_skipped: int
+    seconds: float
+    failures: list[str] = field(default_factory=list)
+
+
+class Plan:
+    """Everything resolved for a suite: data subset, cells, identities. Computes nothing heavy."""
+
+    def __init__(self, suite: Suite, *, suite_text: str = "", data_dir: str | None = None,
+                 zoo_dir: str | None = None) -> None:
+        check_suite(suite, data_dir=data_dir)
+        self.suite = suite
+        self.suite_text = suite_text
+        self.data_dir = data_dir or suite.data.data_dir
+        self.zoo_dir = zoo_dir
+        self.dataset = load_dataset(suite.data.dataset, self.data_dir)
+        n = self.dataset.size(suite.data.split)
+        if suite.data.indices is not None:
+            self.sample_positions = list(suite.data.indices)
+        else:
+            count = suite.data.n_samples or (n - suite.data.offset)
+            self.sample_positions = list(range(suite.data.offset, suite.data.offset + count))
+        self.classifier_identity = model_identity(suite.classifier) if suite.classifier else None
+        self.data_identity = {"dataset": suite.data.dataset, "split": suite.data.split}
+        self.cells = self._cells()
+
+    def _cells(self) -> list[Cell]:
+        s = self.suite
+        cells = []
+        for d in s.defenses:
+            dcls = registry.defenses.get(d.name)
+            dparams = parse_params(dcls.Params, d.params, f"defense {d.display}")
+            did = component_identity(d.name, dparams, dcls.runtime_params)
+            stochastic = bool(dcls.stochastic)
+            dhash = stable_hash({"defense": did, "classifier": self.classifier_identity, "data": self.data_identity, "seed": s.seed})
+            for a in s.attacks:
+                if a.defenses is not None and d.display not in a.defenses:
+                    continue
+                acls = registry.attacks.get(a.name)
+                aparams = parse_params(acls.Params, a.params, f"attack {a.id}")
+                aid = component_identity(a.name, aparams, acls.runtime_params)
+                threats: list[ThreatModel | None]
+                if acls.threat_free:
+                    threats = [None]
+                else:
+                    threats = [t for t in s.threat_models() if a.norms is None or t.norm in a.norms]
+                randomness = a.randomness if stochastic else "none"
+                eot = a.eot if (stochastic and a.randomness == "fresh" and acls.uses_gradients) else 1
+                if a.eot > 1 and eot == 1:
+                    warnings.warn(f"attack {a.id}: EoT({a.eot}) on deterministic defense {d.display!r} is pointless; k forced to 1 (recorded)", stacklevel=2)
+                draws = s.evaluation.draws if (stochastic and randomness == "fresh") else 1
+                surrogate = model_identity(a.surrogate) if a.surrogate else None
+                for t in threats:
+                    ident = {
+                        "defense": dhash, "attack": aid, "gradient": a.gradient if acls.uses_gradients else "none",
+                        "randomness": randomness, "eot": eot, "draws": draws, "surrogate": surrogate,
+                        "threat": [t.norm, t.eps] if t else None,
+                    }
+                    cells.append(Cell(stable_hash(ident), d, a, t, stochastic, eot, draws, randomness, dhash))
+        return cells
+
+    def manifest(self, device: torch.device, batch_size: int, out: Path) -> dict[str, Any]:
+        from robbench.environment import environment
+
+        return {
+            "suite_name": self.suite.name,
+            "suite": self.suite.model_dump(mode="json"),
+            "suite_text": self.suite_text,
+            "cells": [c.describe() for c in self.cells],
+            "n_samples": len(self.sample_positions),
+            "classifier": self.classifier_identity,
+            "environment": environment(),
+            "device": str(device),
+            "batch_size": batch_size,
+            "out": str(out),
+            "command": " ".join(sys.argv),
+            "rerun": f"robbench run {self.suite.name}.yaml --out {out}",
+        }
+
+
+def _git_sha() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
+                             text=True, timeout=5, check=False)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+class Executor:
+    """Runs units in this process: builds defenses/attacks once, judges, writes shards."""
+
+    def __init__(self, plan: Plan, results: ResultsDir, device: torch.device, batch_size: int,
+                 quiet: bool = False) -> None:
+        self.plan = plan
+        self.results = results
+        self.device = device
+        self.batch_size = batch_size
+        self.quiet = quiet
+        self._data: DataSplit | None = None
+        self._ctx: BuildContext | None = None
+        self._defenses: dict[str, Defense] = {}
+        self._surrogates: dict[str, torch.nn.Module] = {}
+        self.failures: list[str] = []
+
+    @property
+    def data(self) -> DataSplit:
+        if self._data is None:
+            full = self.plan.dataset.load(self.plan.suite.data.split)
+            self._data = full.subset(self.plan.sample_positions)
+        return self._data
+
+    @property
+    def ctx(self) -> BuildContext:
+        if self._ctx is None:
+            ctx = BuildContext(dataset=self.plan.dataset, device=self.device, suite_seed=self.plan.suite.seed,
+                               zoo_dir=self.plan.zoo_dir)
+            if self.plan.suite.classifier is not None:
+                ctx.classifier = ctx.model(self.plan.suite.classifier)
+            self._ctx = ctx
+        return self._ctx
+
+    def defense(self, spec: DefenseSpec) -> Defense:
+        if spec.display not in self._defenses:
+            cls = registry.defenses.get(spec.name)
+            params = parse_params(cls.Params, spec.params, f"defense {spec.display}")
+            d: Defense = cls(params, self.ctx)
+            d.to(self.device).eval()
+            for p in d.parameters():
+                p.requires_grad_(False)
+            self._defenses[spec.display] = d
+        return self._defenses[spec.display]
+
+    def surrogate(self, spec: AttackSpec) -> torch.nn.Module | None:
+        if spec.surrogate is None:
+            return None
+        key = repr(spec.surrogate)
+        if key not in self._surrogates:
+            self._surrogates[key] = self.ctx.model(spec.surrogate)
+        return self._surrogates[key]
+
+    # ---- judging ---------------------------------------------------------------------------
+    def _judge_rng(self, cell: Cell, ids: list[str], draw: int) -> SampleRNG:
+        return SampleRNG.for_samples(ids, self.plan.suite.seed, cell.defense_hash, "judge", draw, device=self.device)
+
+    @torch.no_grad()
+    def judge(self, defense: Defense, cell: Cell, x: Tensor, ids: list[str]) -> tuple[Tensor, Tensor]:
+        """Predictions (draws, B) and a finite-output mask (B,) of the real defense on ``x``."""
+        preds, finite = [], torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
+        for j in range(cell.draws):
+            rng = self._judge_rng(cell, ids, j) if cell.stochastic else None
+            logits = defense(x, rng)
+            finite &= torch.isfinite(logits).all(dim=1)
+            preds.append(logits.argmax(1))
+        return torch.stack(preds), finite
+
+    # ---- one unit ------------------------------------------------------------------------------
+    def run_unit(self, unit: Unit, progress: Any = None) -> int:
+        cell = unit.cell
+        suite = self.plan.suite
+        defense = self.defense(cell.defense)
+        acls = registry.attacks.get(cell.attack.name)
+        attack: Attack = acls(parse_params(acls.Params, cell.attack.params, f"attack {cell.attack.id}"))
+        rows: list[dict[str, Any]] = []
+        data = self.data
+        for start in range(0, len(unit.indices), self.batch_size):
+            idx = unit.indices[start : start + self.batch_size]
+            x = data.x[idx].to(self.device)
+            y = data.y[idx].to(self.device)
+            ids = [data.ids[i] for i in idx]
+            rows.extend(self._run_batch(cell, defense, attack, x, y, ids, idx))
+            if progress is not None:
+                progress(len(idx))
+        first = self.plan.sample_positions[unit.indices[0]]
+        name = f"{first:08d}-{stable_hash([rows[i]['sample_id'] for i in range(len(rows))], 8)}"
+        self.results.write_shard(cell.id, name, rows)
+        if any(r["error"] and r["error"].startswith("containment") for r in rows):
+            self.failures.append(f"{cell.label}: the attack left the threat ball or [0,1] (see the rows' error column)")
+        return len(rows)
+
+    def _run_batch(self, cell: Cell, defense: Defense, attack: Attack, x: Tensor, y: Tensor,
+                   ids: list[str], idx: list[int]) -> list[dict[str, Any]]:
+        suite = self.plan.suite
+        b = x.shape[0]
+        t0 = time.perf_counter()
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        # defense randomness seen by the attack: det = the judge's draw-0 seeds, re-seeded each forward
+        if cell.stochastic:
+            attack_def_rng = (self._judge_rng(cell, ids, 0) if cell.randomness == "det"
+                              else SampleRNG.for_samples(ids, suite.seed, cell.id, "attack-defense", device=self.device))
+        else:
+            attack_def_rng = None
+        if cell.stochastic and cell.randomness == "det":
+            self._check_det(defense, cell, x, attack_def_rng)
+        target = Target(defense, gradient=cell.attack.gradient, randomness="det" if cell.randomness == "det" else "fresh",
+                        rng=attack_def_rng, eot=cell.eot, surrogate=self.surrogate(cell.attack))
+        evals0 = defense.evals
+        attack_rng = SampleRNG.for_samples(ids, suite.seed, cell.id, "attack", device=self.device)
+        x_adv = attack.run(target, x, y, cell.threat, rng=attack_rng).detach()
+        model_evals = (defense.evals - evals0) / b
+        if cell.threat is not None:
+            in_ball = cell.threat.contains(x_adv, x)
+            norms = cell.threat.norm_of(x_adv, x)
+        else:
+            in_ball = torch.ones(b, dtype=torch.bool, device=x.device) & torch.isfinite(x_adv.flatten(1)).all(1)
+            in_ball &= ((x_adv - x).flatten(1).abs().amax(1) == 0)
+            norms = torch.zeros(b, device=x.device)
+        linf = (x_adv - x).flatten(1).abs().amax(1)
+        clean_preds, clean_finite = self.judge(defense, cell, x, ids)
+        adv_preds, adv_finite = self.judge(defense, cell, torch.where(in_ball.view(-1, 1, 1, 1), x_adv, x), ids)
+        seconds = (time.perf_counter() - t0) / b
+        peak = torch.cuda.max_memory_allocated(self.device) / 2**20 if self.device.type == "cuda" else None
+        trace = attack.last_trace
+        rows = []
+        for i in range(b):
+            err = None
+            if not bool(in_ball[i]):
+                err = (f"containment: attack {cell.attack.id} returned an image outside "
+                       f"{cell.threat.label if cell.threat else 'the clean input'} or [0,1] (norm {float(norms[i]):.6g})")
+            elif not bool(clean_finite[i] & adv_finite[i]):
+                err = f"non-finite: defense {cell.defense.display} returned NaN/inf logits"
+            cc = (clean_preds[:, i] == y[i]) & clean_finite[i]
+            ac = (adv_preds[:, i] == y[i]) & adv_finite[i] & in_ball[i]
+            rows.append({
+                "cell": cell.id, "sample_id": ids[i], "sample_index": self.plan.sample_positions[idx[i]],
+                "label": int(y[i]), "defense": cell.defense.display, "defense_name": cell.defense.name,
+                "stochastic": cell.stochastic, "attack": cell.attack.id, "attack_name": cell.attack.name,
+                "gradient": cell.attack.gradient, "randomness": cell.randomness, "eot": cell.eot,
+                "norm": cell.threat.norm if cell.threat else "none", "eps": cell.threat.eps if cell.threat else 0.0,
+                "threat": cell.threat.id if cell.threat else "none",
+                "seed": attack_rng.seeds[i], "draws": cell.draws,
+                "clean_pred": int(clean_preds[0, i]), "clean_correct": bool(cc[0]),
+                "clean_correct_draws": [bool(v) for v in cc.tolist()],
+                "adv_pred": int(adv_preds[0, i]), "adv_correct": bool(ac[0]),
+                "adv_correct_draws": [bool(v) for v in ac.tolist()],
+                "pert_norm": float(norms[i]), "pert_linf": float(linf[i]), "in_ball": bool(in_ball[i]),
+                "forward_evals": target.forwards, "backward_evals": target.backwards, "model_evals": model_evals,
+                "seconds": seconds, "peak_mem_mb": peak,
+                "loss_trace": trace[:, i].float().tolist() if trace is not None else None,
+                "error": err,
+            })
+        return rows
+
+    def _check_det(self, defense: Defense, cell: Cell, x: Tensor, rng: SampleRNG | None) -> None:
+        """det mode: two forwards with the attacker-known seeds must agree exactly."""
+        assert rng is not None
+        with torch.no_grad():
+            rng.reset()
+            a = defense.purify(x, rng=rng)
+            rng.reset()
+            b = defense.purify(x, rng=rng)
+        if not torch.equal(a, b):
+            raise RobbenchError(
+                f"cell {cell.label}: defense {cell.defense.display!r} is not deterministic with its seeds fixed "
+                f"(two forwards differ by up to {float((a - b).abs().max()):.3g})",
+                hint="the defense draws randomness outside the generator it is given; fix the defense",
+            )
+
+
+def plan_units(plan: Plan, done: dict[str, set[str]], shard_size: int) -> list[Unit]:
+    """Units for every (cell, sample) not yet stored, in chunks of ``shard_size`` samples."""
+    ids = [f"{plan.dataset.name}/{plan.suite.data.split}/{p}" for p in plan.sample_positions]
+    units = []
+    for cell in plan.cells:
+        have = done.get(cell.id, set())
+        missing = [i for i, sid in enumerate(ids) if sid not in have]
+        for s in range(0, len(missing), shard_size):
+            units.append(Unit(cell, missing[s : s + shard_size]))
+    return units
+
+
+def default_out(suite: Suite) -> Path:
+    return Path("results") / suite.name
+
+
+def prepare(suite_path: str | Path, *, out: str | Path | None = None, data_dir: str | None = None,
+            zoo_dir: str | None = None) -> tuple[Plan, ResultsDir]:
+    suite, text = read_suite(suite_path)
+    plan = Plan(suite, suite_text=text, data_dir=data_dir, zoo_dir=zoo_dir)
+    return plan, ResultsDir(out or default_out(suite))
+
+
+def _guard_results_dir(rd: ResultsDir, suite: Suite, fresh: bool) -> None:
+    if rd.root.exists() and not rd.root.is_dir():
+        raise ResultsError(f"--out {rd.root} exists and is not a directory", hint="choose another --out")
+    manifest = rd.read_manifest() if rd.root.is_dir() else None
+    if rd.root.is_dir() and manifest is None and any(p.name not in (".lock",) for p in rd.root.iterdir()):
+        raise ResultsError(f"{rd.root} exists, is not empty and is not a robbench results directory",
+                           hint="choose another --out; robbench never writes into foreign folders")
+    if manifest is not None and manifest.get("suite_name") != suite.name:
+        raise ResultsError(f"{rd.root} holds results of suite {manifest.get('suite_name')!r}, not {suite.name!r}",
+                           hint="choose another --out")
+
+
+def run_suite(suite_path: str | Path, *, out: str | Path | None = None, device: str = "auto",
+              batch_size: int | None = None, fresh: bool = False, data_dir: str | None = None,
+              zoo_dir: str | None = None, shard_size: int | None = None, quiet: bool = False,
+              threads: int | None = None) -> RunReport:
+    """Run a suite; resumes by default (finished rows are skipped). Returns a :class:`RunReport`."""
+    dev = resolve_device(device)
+    plan, rd = prepare(suite_path, out=out, data_dir=data_dir, zoo_dir=zoo_dir)
+    _guard_results_dir(rd, plan.suite, fresh)
+    if threads:
+        torch.set_num_threads(threads)
+    bs = batch_size or plan.suite.evaluation.batch_size
+    shard = shard_size or max(bs, 64)
+    start = time.perf_counter()
+    with rd.lock():
+        if fresh and rd.rows_dir.exists():
+            import shutil
+
+            shutil.rmtree(rd.rows_dir)
+        done = rd.done_keys()
+        units = plan_units(plan, done, shard)
+        total_cells = len(plan.cells) * len(plan.sample_positions)
+        todo = sum(len(u.indices) for u in units)
+        manifest = plan.manifest(dev, bs, rd.root)
+        manifest.update(status="running", started=datetime.now(timezone.utc).isoformat(), git_sha=_git_sha())
+        rd.write_manifest(manifest)
+        (rd.root / "suite.yaml").write_text(plan.suite_text) if plan.suite_text else None
+        ex = Executor(plan, rd, dev, bs, quiet=quiet)
+        written = 0
+        try:
+            written = _execute(ex, units, todo, quiet)
+        except RobbenchError as exc:
+            ex.failures.append(exc.message)
+        manifest.update(status="complete" if not ex.failures else "failed", failures=ex.failures,
+                        finished=datetime.now(timezone.utc).isoformat(),
+                        seconds=round(time.perf_counter() - start, 2))
+        rd.write_manifest(manifest)
+    return RunReport(rd.root, len(plan.cells), written, total_cells - todo, time.perf_counter() - start, ex.failures)
+
+
+def _execute(ex: Executor, units: list[Unit], todo: int, quiet: bool) -> int:
+    written = 0
+    if quiet or not units:
+        for u in units:
+            written += ex.run_unit(u)
+        return written
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TimeRemainingColumn(), transient=False) as prog:
+        overall = prog.add_task("samples (all cells)", total=todo)
+        cell_task = prog.add_task("", total=1)
+        current = None
+        for u in units:
+            if u.cell.id != current:
+                current = u.cell.id
+                n = sum(len(v.indices) for v in units if v.cell.id == current)
+                prog.reset(cell_task, total=n, description=u.cell.label)
+
+            def step(k: int) -> None:
+                prog.advance(overall, k)
+                prog.advance(cell_task, k)
+
+            written += ex.run_unit(u, progress=step)
+    return written

@@ -1,0 +1,182 @@
+"""The model zoo: recipes, training on first use, a sha256-verified cache, and checkpoint loading."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from robbench.errors import CheckpointError
+from robbench.zoo.recipes import Recipe, get_recipe, recipes
+from robbench.zoo.store import ZooStore, default_zoo_dir, load_state_dict
+
+__all__ = ["Recipe", "ZooStore", "check_model_ref", "default_zoo_dir", "get_recipe", "load_model",
+           "recipes", "train_recipe"]
+
+
+def _progress_bar(description: str, total: int):  # type: ignore[no-untyped-def]
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    prog = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                    TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn(), transient=False)
+    task = prog.add_task(description, total=total, loss=float("nan"))
+    return prog, task
+
+
+def train_recipe(recipe: Recipe, *, zoo_dir: str | Path | None = None, quiet: bool = False,
+                 data_dir: str | None = None) -> dict[str, Any]:
+    """Train ``recipe`` deterministically and store it in the zoo; returns its manifest."""
+    from robbench.data import load_dataset
+    from robbench.models import build_model, init_weights
+    from robbench.seeding import derive_seed, generator
+    from robbench.zoo.train import TRAINERS
+
+    if recipe.trainer not in TRAINERS:
+        _load_trainer_modules()
+    if recipe.trainer not in TRAINERS:
+        raise CheckpointError(f"recipe {recipe.name!r} names unknown trainer {recipe.trainer!r}", hint=f"use one of {sorted(TRAINERS)}")
+    ds = load_dataset(recipe.dataset, data_dir)
+    train, test = ds.load("train"), ds.load("test")
+    model = build_model(recipe.arch, **recipe.config)
+    init_weights(model, generator(derive_seed(recipe.seed, "init", recipe.name)))
+    steps = int(recipe.train.get("steps", 1000))
+    prog, task = _progress_bar(f"zoo train {recipe.name}", steps)
+    start = time.perf_counter()
+    with prog if not quiet else _Null():
+        metrics = TRAINERS[recipe.trainer](
+            model, recipe, train, test,
+            progress=lambda step, loss: prog.update(task, completed=step, loss=loss),
+            zoo_dir=zoo_dir, data_dir=data_dir,
+        )
+    seconds = time.perf_counter() - start
+    from robbench import __version__
+
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    extra = metrics.pop("_extra_state", None)
+    if extra:
+        state.update(extra)
+    manifest = {
+        "name": recipe.name, "recipe_hash": recipe.hash, "arch": recipe.arch, "config": recipe.config,
+        "dataset": recipe.dataset, "trainer": recipe.trainer, "train": recipe.train, "seed": recipe.seed,
+        "steps": steps, "metrics": metrics, "train_seconds": round(seconds, 2), "robbench_version": __version__,
+        "command": f"robbench zoo train {recipe.name}",
+    }
+    return ZooStore(zoo_dir).save(recipe.key, state, manifest)
+
+
+class _Null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *a: object) -> None:
+        return None
+
+
+def _load_trainer_modules() -> None:
+    """Import modules that register extra trainers (score, diffusion, adversarial, ...)."""
+    import importlib
+
+    for mod in ("robbench.zoo.train_generative", "robbench.zoo.train_adversarial"):
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            if exc.name != mod:
+                raise
+
+
+def _ref_fields(ref: Any) -> dict[str, Any]:
+    if isinstance(ref, str):
+        return {"zoo": ref}
+    if hasattr(ref, "model_dump"):
+        return dict(ref.model_dump())
+    return dict(ref)
+
+
+def check_model_ref(ref: Any, where: str) -> None:
+    """Validate a model reference without loading weights: names resolve, files exist."""
+    from robbench.registry import models
+
+    f = _ref_fields(ref)
+    try:
+        if f.get("zoo"):
+            r = get_recipe(f["zoo"])
+            models.entry(r.arch)
+        else:
+            models.entry(f["arch"])
+            if not Path(f["checkpoint"]).expanduser().is_file():
+                raise CheckpointError(f"checkpoint {f['checkpoint']} not found",
+                                      hint="give the local path of the checkpoint file")
+    except CheckpointError as exc:
+        raise CheckpointError(f"{where}: {exc.message}", hint=exc.hint) from None
+    except Exception as exc:
+        msg = getattr(exc, "message", str(exc))
+        raise CheckpointError(f"{where}: {msg}", hint=getattr(exc, "hint", None)) from None
+
+
+def model_identity(ref: Any) -> dict[str, Any]:
+    """What identifies a model's weights, for result hashing: zoo name + recipe hash, or file hash."""
+    f = _ref_fields(ref)
+    if f.get("zoo"):
+        r = get_recipe(f["zoo"])
+        return {"zoo": r.name, "recipe": r.hash}
+    from robbench.zoo.store import sha256_file
+
+    return {"arch": f["arch"], "config": f.get("config", {}), "sha256": f.get("sha256") or sha256_file(Path(f["checkpoint"]).expanduser())}
+
+
+def load_model(ref: Any, *, zoo_dir: str | Path | None = None, device: torch.device | str = "cpu",
+               train_missing: bool = True, quiet: bool = False) -> nn.Module:
+    """Load a model named by a zoo name or a checkpoint reference; train a missing zoo model."""
+    from robbench.models import build_model
+
+    f = _ref_fields(ref)
+    store = ZooStore(zoo_dir)
+    if f.get("zoo"):
+        recipe = get_recipe(f["zoo"])
+        if not store.has(recipe.key):
+            if not train_missing:
+                raise CheckpointError(f"zoo model {recipe.name!r} is not in {store.root}",
+                                      hint=f"run `robbench zoo train {recipe.name}`")
+            train_recipe(recipe, zoo_dir=zoo_dir, quiet=quiet)
+        state, manifest = store.load(recipe.key)
+        model = build_model(recipe.arch, **recipe.config)
+        where = str(store.paths(recipe.key)[0])
+    else:
+        path = Path(f["checkpoint"]).expanduser()
+        fmt = f.get("format", "state_dict")
+        model = build_model(f["arch"], **f.get("config", {}))
+        if fmt == "state_dict":
+            state = load_state_dict(path, f.get("sha256"))
+        else:
+            from robbench.zoo import external
+
+            state = external.read(fmt, path, f.get("sha256"), model)
+        where = str(path)
+    _load_into(model, state, where)
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model.to(device)
+
+
+def _load_into(model: nn.Module, state: dict[str, Any], where: str) -> None:
+    own = model.state_dict()
+    state = {k: v for k, v in state.items() if not k.startswith("_")}
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    bad_shape = [(k, tuple(state[k].shape), tuple(own[k].shape)) for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or bad_shape:
+        parts = []
+        if missing:
+            parts.append(f"missing {missing[:3]}{'...' if len(missing) > 3 else ''}")
+        if unexpected:
+            parts.append(f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''}")
+        if bad_shape:
+            k, got, want = bad_shape[0]
+            parts.append(f"shape of {k}: file {got} vs model {want}")
+        raise CheckpointError(f"checkpoint {where} does not match its architecture: {'; '.join(parts)}",
+                              hint="check the architecture name and config, or the checkpoint format")
+    model.load_state_dict(state)

@@ -1,0 +1,122 @@
+"""The checkpoint cache: files with a JSON manifest each, sha256-verified, loaded weights-only."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from robbench.errors import CheckpointError
+from robbench.io import atomic_write_bytes, atomic_write_text
+
+
+def default_zoo_dir() -> Path:
+    """``$ROBBENCH_ZOO_DIR``, else the user cache dir (e.g. ``~/.cache/robbench/zoo``)."""
+    env = os.environ.get("ROBBENCH_ZOO_DIR")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("robbench")) / "zoo"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_state_dict(path: Path, sha256: str | None = None) -> dict[str, torch.Tensor]:
+    """Verify ``path`` against ``sha256`` (when given) and load it weights-only (no code runs)."""
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} not found", hint="check the path, or train it with `robbench zoo train`")
+    if sha256 is not None:
+        actual = sha256_file(path)
+        if actual != sha256.lower():
+            raise CheckpointError(
+                f"checkpoint {path} fails its hash: sha256 {actual[:16]}... expected {sha256[:16]}...",
+                hint="the file is corrupt or not the one named; delete it (zoo: `robbench zoo verify`) and re-create it",
+            )
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a weights file"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"{path} is not a weights-only checkpoint: {first[:200]}",
+            hint="robbench loads only tensors and plain containers; re-save the file with torch.save(model.state_dict())",
+        ) from None
+    return obj  # type: ignore[no-any-return]
+
+
+class ZooStore:
+    """A folder of ``NAME-HASH.pt`` checkpoints with ``NAME-HASH.json`` manifests."""
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root).expanduser() if root else default_zoo_dir()
+
+    def paths(self, key: str) -> tuple[Path, Path]:
+        return self.root / f"{key}.pt", self.root / f"{key}.json"
+
+    def has(self, key: str) -> bool:
+        ckpt, man = self.paths(key)
+        return ckpt.is_file() and man.is_file()
+
+    def save(self, key: str, state: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:
+        import io
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        ckpt, man = self.paths(key)
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        data = buf.getvalue()
+        manifest = dict(manifest, sha256=hashlib.sha256(data).hexdigest(), file=ckpt.name)
+        atomic_write_bytes(ckpt, data)
+        atomic_write_text(man, json.dumps(manifest, indent=2, sort_keys=True))
+        return manifest
+
+    def manifest(self, key: str) -> dict[str, Any]:
+        _, man = self.paths(key)
+        try:
+            data: dict[str, Any] = json.loads(man.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise CheckpointError(f"zoo manifest {man} is unreadable: {exc}", hint=f"delete {man} and retrain") from None
+        return data
+
+    def load(self, key: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(state, manifest) with the checkpoint's sha256 verified against its manifest."""
+        manifest = self.manifest(key)
+        ckpt, _ = self.paths(key)
+        state = load_state_dict(ckpt, manifest.get("sha256"))
+        return state, manifest
+
+    def entries(self) -> list[dict[str, Any]]:
+        out = []
+        if self.root.is_dir():
+            for man in sorted(self.root.glob("*.json")):
+                try:
+                    out.append(dict(json.loads(man.read_text()), key=man.stem))
+                except (OSError, json.JSONDecodeError):
+                    out.append({"key": man.stem, "error": "unreadable manifest"})
+        return out
+
+    def verify(self) -> list[tuple[str, bool, str]]:
+        """(key, ok, detail) for every cached checkpoint."""
+        rows = []
+        for entry in self.entries():
+            key = entry["key"]
+            ckpt, _ = self.paths(key)
+            if "error" in entry:
+                rows.append((key, False, entry["error"]))
+            elif not ckpt.is_file():
+                rows.append((key, False, "checkpoint file missing"))
+            else:
+                actual = sha256_file(ckpt)
+                ok = actual == entry.get("sha256")
+                rows.append((key, ok, "ok" if ok else f"sha256 mismatch: {actual[:12]} != {str(entry.get('sha256'))[:12]}"))
+        return rows

@@ -1,0 +1,67 @@
+"""Zoo trainers. Deterministic given the recipe's seed: weights and data order come from explicit
+generators; no dropout; CPU kernels are deterministic."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from robbench.data.base import DataSplit
+from robbench.seeding import derive_seed, generator
+
+#: trainer name -> function(model, recipe, train split, test split, progress callback, ctx) -> metrics
+TRAINERS: dict[str, Callable[..., dict[str, Any]]] = {}
+
+
+def trainer(name: str) -> Callable[[Callable[..., dict[str, Any]]], Callable[..., dict[str, Any]]]:
+    def deco(fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+        TRAINERS[name] = fn
+        return fn
+
+    return deco
+
+
+def batches(n: int, batch_size: int, steps: int, seed: int):  # type: ignore[no-untyped-def]
+    """Index batches for ``steps`` steps, reshuffled every epoch from a seeded generator."""
+    g = generator(derive_seed(seed, "batches"))
+    perm = torch.randperm(n, generator=g)
+    pos = 0
+    for _ in range(steps):
+        if pos + batch_size > n:
+            perm = torch.randperm(n, generator=g)
+            pos = 0
+        yield perm[pos : pos + batch_size]
+        pos += batch_size
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 512) -> float:
+    model.eval()
+    correct = 0
+    for i in range(0, x.shape[0], batch_size):
+        correct += int((model(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum())
+    return correct / max(1, x.shape[0])
+
+
+@trainer("classifier")
+def train_classifier(model: nn.Module, recipe: Any, train: DataSplit, test: DataSplit,
+                     progress: Callable[[int, float], None], **_: Any) -> dict[str, Any]:
+    """Cross-entropy training with Adam and a cosine learning-rate decay."""
+    cfg = recipe.train
+    steps, bs, lr = int(cfg.get("steps", 1000)), int(cfg.get("batch_size", 64)), float(cfg.get("lr", 1e-3))
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    model.train()
+    for step, idx in enumerate(batches(len(train), bs, steps, recipe.seed)):
+        loss = F.cross_entropy(model(train.x[idx]), train.y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        progress(step + 1, loss.item())
+    model.eval()
+    return {"test_accuracy": accuracy(model, test.x, test.y), "train_accuracy": accuracy(model, train.x, train.y)}
