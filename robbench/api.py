@@ -5,23 +5,30 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+from typing import TYPE_CHECKING
 
-from robbench.runner import RunReport, run_suite
-from robbench.suite import Suite, load_suite
+if TYPE_CHECKING:  # keep `robbench ls` free of torch-heavy imports
+    import pandas as pd
+
+    from robbench.runner import RunReport
+    from robbench.suite import Suite
 
 
-def validate(suite_path: str | Path, *, data_dir: str | None = None) -> Suite:
+def validate(suite_path: str | Path, *, data_dir: str | None = None) -> "Suite":
     """Check a suite completely (names, parameters, data, budgets, models) without computing."""
+    from robbench.suite import load_suite
+
     return load_suite(suite_path, data_dir=data_dir)
 
 
-def run(suite_path: str | Path, **kwargs: Any) -> RunReport:
+def run(suite_path: str | Path, **kwargs: Any) -> "RunReport":
     """Run a suite (resuming by default). See :func:`robbench.runner.run_suite` for the options."""
+    from robbench.runner import run_suite
+
     return run_suite(suite_path, **kwargs)
 
 
-def table(results_dir: str | Path, *, scoring: str | None = None, worst_case: bool = True) -> pd.DataFrame:
+def table(results_dir: str | Path, *, scoring: str | None = None, worst_case: bool = True) -> "pd.DataFrame":
     """The tidy summary of a results directory."""
     from robbench.results import open_results
     from robbench.summary import summarize

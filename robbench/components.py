@@ -70,6 +70,9 @@ class Component:
     """Mixin: a registered component with a strict ``Params`` model and a docstring header."""
 
     Params: ClassVar[type[Params]] = NoParams
+    #: parameters for a quick run on digits with tiny models: used by the registry-parametrised
+    #: tests and the docs, so every registered component is exercised without editing tests
+    example_params: ClassVar[dict[str, object]] = {}
     #: parameter names that never change results (excluded from the identity hash)
     runtime_params: ClassVar[frozenset[str]] = frozenset()
 

@@ -1,5 +1,14 @@
-"""Attacks: never bound to a model; the target and the threat are arguments."""
+"""Attacks: registered through the `robbench.attacks` entry-point group.
 
-from robbench.attacks.base import Attack
+This package imports nothing heavy, so `robbench ls` can read component docstrings without torch.
+"""
 
-__all__ = ["Attack"]
+from typing import Any
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Attack":
+        from robbench.attacks.base import Attack
+
+        return Attack
+    raise AttributeError(name)

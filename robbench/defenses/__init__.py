@@ -1,5 +1,14 @@
-"""Defenses: a purifier (pixels -> pixels) in front of a classifier, or a classifier of their own."""
+"""Defenses: registered through the `robbench.defenses` entry-point group.
 
-from robbench.defenses.base import Defense
+This package imports nothing heavy, so `robbench ls` can read component docstrings without torch.
+"""
 
-__all__ = ["Defense"]
+from typing import Any
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Defense":
+        from robbench.defenses.base import Defense
+
+        return Defense
+    raise AttributeError(name)

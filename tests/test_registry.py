@@ -1,0 +1,75 @@
+"""Registry: built-ins through entry points, a real installed plugin package, conflicts, close matches."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from robbench import registry
+from robbench.errors import RegistryError
+
+PLUGINS = Path(__file__).parent / "plugins"
+
+
+def _install(pkg: str, target: Path) -> None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    "--no-index", "--target", str(target), str(PLUGINS / pkg)], check=True)
+
+
+def _robbench(args: list[str], pythonpath: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(pythonpath))
+    return subprocess.run([sys.executable, "-m", "robbench.cli", *args], capture_output=True, text=True, env=env, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def plugin_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = tmp_path_factory.mktemp("plugin")
+    _install("robbench_testplugin", target)
+    return target
+
+
+@pytest.mark.parametrize("kind", sorted(registry.REGISTRIES))
+def test_builtins_registered_with_descriptions(kind: str) -> None:
+    reg = registry.registry(kind)
+    assert reg.names(), f"no built-in {kind}"
+    for name in reg.names():
+        assert reg.entry(name).dist == "robbench" or reg.entry(name).dist.startswith("robbench")
+        assert reg.describe(name), f"{kind} {name} has no docstring header"
+
+
+def test_unknown_name_lists_close_matches() -> None:
+    with pytest.raises(RegistryError, match="Did you mean: pgd"):
+        registry.attacks.get("pdg")
+
+
+def test_ls_does_not_import_torch() -> None:
+    code = "import sys; from robbench.api import list_components; list_components(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_plugin_package_is_discovered_and_runs(plugin_path: Path, tmp_path: Path, write_suite, zoo_dir) -> None:  # type: ignore[no-untyped-def]
+    ls = _robbench(["ls", "defenses"], plugin_path, tmp_path)
+    assert ls.returncode == 0, ls.stderr
+    assert "test_blur" in ls.stdout and "Box blur" in ls.stdout
+    from tests.conftest import base_suite
+
+    suite = base_suite(defenses=[{"name": "test_blur", "params": {"kernel": 3}}],
+                       attacks=[{"id": "noise", "name": "test_noise"}], data={"dataset": "digits", "n_samples": 8})
+    path = write_suite(suite)
+    res = _robbench(["run", str(path), "--out", str(tmp_path / "res"), "--quiet", "--table", "csv"], plugin_path, tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "test_blur,noise" in res.stdout
+    bad = _robbench(["validate", str(write_suite(dict(suite, defenses=[{"name": "test_blur", "params": {"kernel": 99}}]), "bad.yaml"))], plugin_path, tmp_path)
+    assert bad.returncode == 2 and "kernel" in bad.stderr
+
+
+def test_two_packages_claiming_one_name(tmp_path: Path) -> None:
+    _install("robbench_conflict", tmp_path / "site")
+    res = _robbench(["ls", "defenses"], tmp_path / "site", tmp_path)
+    assert res.returncode == 2
+    assert "robbench-conflict" in res.stderr and "robbench" in res.stderr and "'none'" in res.stderr
