@@ -10,6 +10,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # keep `robbench ls` free of torch-heavy imports
     import pandas as pd
 
+    from robbench.compare import Comparison
+    from robbench.pivot import Pivot
+    from robbench.plot import PlotResult
     from robbench.runner import RunReport
     from robbench.suite import Suite
 
@@ -28,13 +31,44 @@ def run(suite_path: str | Path, **kwargs: Any) -> "RunReport":
     return run_suite(suite_path, **kwargs)
 
 
-def table(results_dir: str | Path, *, scoring: str | None = None, worst_case: bool = True) -> "pd.DataFrame":
-    """The tidy summary of a results directory."""
-    from robbench.results import open_results
-    from robbench.summary import summarize
+def table(results_dir: str | Path, *, scoring: str | None = None, worst_case: bool = True,
+          reported_from: str | Path | None = None) -> "pd.DataFrame":
+    """The tidy summary of a results directory (``reported_from``: take reported numbers from that suite file)."""
+    from robbench.summary import load_results, reported_from_suite, summarize
 
-    _, manifest, df = open_results(results_dir)
-    return summarize(df, manifest, scoring=scoring, worst_case=worst_case)
+    loaded = load_results(results_dir)
+    manifest = reported_from_suite(loaded.manifest, reported_from) if reported_from else loaded.manifest
+    return summarize(loaded.rows, manifest, scoring=scoring, worst_case=worst_case)
+
+
+def pivot(results_dir: str | Path, *, scoring: str | None = None, worst_case: bool = True,
+          reported_from: str | Path | None = None) -> "Pivot":
+    """The papers' layout: defenses x (attack, threat), measured with CI beside reported numbers."""
+    from robbench.pivot import build_pivot
+    from robbench.summary import load_results, reported_from_suite, summarize
+
+    loaded = load_results(results_dir)
+    manifest = reported_from_suite(loaded.manifest, reported_from) if reported_from else loaded.manifest
+    p = build_pivot(summarize(loaded.rows, manifest, scoring=scoring, worst_case=worst_case), manifest,
+                    title=loaded.suite_name)
+    p.notes = loaded.notes
+    return p
+
+
+def compare(a: str | Path, b: str | Path, *, tolerance: float | None = None, scoring: str | None = None,
+            allow_missing: bool = False) -> "Comparison":
+    """Paired comparison of results B against baseline A. See :func:`robbench.compare.compare`."""
+    from robbench.compare import compare as _compare
+
+    return _compare(a, b, tolerance=tolerance, scoring=scoring, allow_missing=allow_missing)
+
+
+def plot(results_dir: str | Path, *, out: str | Path | None = None, kinds: tuple[str, ...] = ("all",),
+         scoring: str | None = None) -> "PlotResult":
+    """PNG figures of a results directory (paths and skipped kinds). See :func:`robbench.plot.plot_results`."""
+    from robbench.plot import plot_results
+
+    return plot_results(results_dir, out=out, kinds=kinds, scoring=scoring)
 
 
 def list_components(kind: str | None = None) -> dict[str, list[tuple[str, str]]]:
@@ -45,4 +79,4 @@ def list_components(kind: str | None = None) -> dict[str, list[tuple[str, str]]]
     return {k: [(n, registry(k).describe(n)) for n in registry(k).names()] for k in kinds}
 
 
-__all__ = ["list_components", "run", "table", "validate"]
+__all__ = ["compare", "list_components", "pivot", "plot", "run", "table", "validate"]

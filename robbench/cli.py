@@ -55,14 +55,35 @@ def run(suite: Path = typer.Argument(..., help="suite YAML"),
         data_dir: Optional[str] = typer.Option(None, "--data-dir", help="folder with the data set files"),
         zoo_dir: Optional[str] = typer.Option(None, "--zoo-dir", help="model cache (default $ROBBENCH_ZOO_DIR or the user cache)"),
         threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch CPU threads"),
+        shard_size: Optional[int] = typer.Option(None, "--shard-size", min=1,
+                                                 help="samples per stored shard: the unit of resume (does not change rows)"),
+        deterministic: bool = typer.Option(False, "--deterministic",
+                                           help="torch deterministic algorithms, for repeatable GPU runs (recorded in the manifest)"),
         table_fmt: str = typer.Option("rich", "--table", help="print the summary as rich | md | csv | latex | json | none"),
-        quiet: bool = typer.Option(False, "--quiet", help="no progress bars")) -> None:
+        quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
+        executor: str = typer.Option("local", "--executor", help="local | submitit (Slurm; pip install 'robbench[submitit]')"),
+        workers: int = typer.Option(1, "--workers", min=1, help="local: worker processes (--threads each; default cores/workers)"),
+        shards: Optional[int] = typer.Option(None, "--shards", min=1, help="submitit: jobs the work units are grouped into (default 8)"),
+        cluster: str = typer.Option("auto", "--cluster", help="submitit: auto | slurm | local (subprocesses) | debug"),
+        slurm_partition: Optional[str] = typer.Option(None, "--slurm-partition", help="submitit: Slurm partition"),
+        slurm_account: Optional[str] = typer.Option(None, "--slurm-account", help="submitit: Slurm account"),
+        gpus_per_job: Optional[int] = typer.Option(None, "--gpus-per-job", min=0, help="submitit: GPUs per job (one task per GPU)"),
+        cpus_per_job: Optional[int] = typer.Option(None, "--cpus-per-job", min=1, help="submitit: CPUs per task"),
+        mem_gb: Optional[float] = typer.Option(None, "--mem-gb", help="submitit: memory per job (GB)"),
+        timeout_min: Optional[int] = typer.Option(None, "--timeout-min", min=1, help="submitit: job time limit (default 240; timed-out jobs requeue)"),
+        max_retries: int = typer.Option(2, "--max-retries", min=0, help="extra attempts for a failing unit before its rows record the error"),
+        compile_models: bool = typer.Option(False, "--compile", help="torch.compile the classifier and generative models"),
+        channels_last: bool = typer.Option(False, "--channels-last", help="channels-last memory format for the models")) -> None:
     """Run a suite: every defense x attack x threat, one stored row per sample; prints the table."""
     from robbench import api
 
     try:
+        execution = dict(executor=executor, workers=workers, shards=shards, cluster=cluster, slurm_partition=slurm_partition,
+                         slurm_account=slurm_account, gpus_per_job=gpus_per_job, cpus_per_job=cpus_per_job, mem_gb=mem_gb,
+                         timeout_min=timeout_min, max_retries=max_retries, compile=compile_models, channels_last=channels_last)
         report = api.run(suite, out=out_dir, device=device, batch_size=batch_size, fresh=fresh or not resume,
-                         data_dir=data_dir, zoo_dir=zoo_dir, threads=threads, quiet=quiet)
+                         data_dir=data_dir, zoo_dir=zoo_dir, threads=threads, quiet=quiet, shard_size=shard_size,
+                         deterministic=deterministic, execution={k: v for k, v in execution.items() if v is not None})
     except RobbenchError as exc:
         _fail(exc)
         return
@@ -70,42 +91,107 @@ def run(suite: Path = typer.Argument(..., help="suite YAML"),
               f"{report.seconds:.1f}s -> {report.out}", highlight=False)
     if table_fmt != "none":
         _print_table(report.out, table_fmt, None)
+    for w in report.warnings:
+        err.print(f"[bold yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
     if report.failures:
         for f in report.failures:
             err.print(f"[bold red]failed:[/] {f}", highlight=False, soft_wrap=True)
         raise typer.Exit(3)
 
 
-def _print_table(results: Path, fmt: str, scoring: Optional[str]) -> None:
-    from robbench import api
-    from robbench.formatting import render, to_rich
+def _print_table(results: Path, fmt: str, scoring: Optional[str], *, pivot: bool = False, worst_case: bool = True,
+                 reported: Optional[Path] = None) -> None:
+    from robbench.formatting import render, rich_renderable
+    from robbench.summary import load_results, reported_from_suite, summarize
 
-    summary = api.table(results, scoring=scoring)
+    loaded = load_results(results)
+    manifest = reported_from_suite(loaded.manifest, reported) if reported else loaded.manifest
+    summary = summarize(loaded.rows, manifest, scoring=scoring, worst_case=worst_case)
+    title = f"{loaded.suite_name}: robust accuracy (%)"
     if fmt == "rich":
-        from robbench.results import ResultsDir
+        out.print(rich_renderable(summary, title, pivot=pivot, manifest=manifest, notes=loaded.notes, width=out.width))
+        return
+    sys.stdout.write(render(summary, fmt, title, pivot=pivot, manifest=manifest, notes=loaded.notes if pivot else ()))
+    if not pivot:
+        for note in loaded.notes:
+            err.print(f"note: {note}", highlight=False, soft_wrap=True)
 
-        manifest = ResultsDir(results).read_manifest() or {}
-        out.print(to_rich(summary, title=f"{manifest.get('suite_name', '')}: robust accuracy (%)"))
-    else:
-        sys.stdout.write(render(summary, fmt))
+
+def _check_choice(value: Optional[str], choices: tuple[str, ...], option: str) -> None:
+    if value is not None and value not in choices:
+        raise RobbenchError(f"unknown {option} {value!r}", hint=f"use one of {', '.join(choices)}")
 
 
 @app.command()
 def table(results: Path = typer.Argument(..., help="results directory"),
           fmt: str = typer.Option("rich", "--format", "-f", help="rich | md | csv | latex | json"),
-          scoring: Optional[str] = typer.Option(None, help="single | mean | majority | worst (stochastic defenses)")) -> None:
+          scoring: Optional[str] = typer.Option(None, help="single | mean | majority | worst (stochastic defenses)"),
+          pivot: bool = typer.Option(False, "--pivot", help="the papers' layout: defenses x (attack, threat)"),
+          worst_case: bool = typer.Option(True, "--worst-case/--no-worst-case", help="add the worst case over attacks"),
+          reported: Optional[Path] = typer.Option(None, "--reported", help="take the reported numbers from this suite file "
+                                                  "(the same suite, e.g. with numbers added after the run)")) -> None:
     """Summarise stored rows: accuracy with Wilson 95% CIs, reported numbers beside measured ones."""
     from robbench.formatting import FORMATS
     from robbench.summary import SCORINGS
 
     try:
-        if fmt not in FORMATS:
-            raise RobbenchError(f"unknown --format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
-        if scoring is not None and scoring not in SCORINGS:
-            raise RobbenchError(f"unknown --scoring {scoring!r}", hint=f"use one of {', '.join(SCORINGS)}")
-        _print_table(results, fmt, scoring)
+        _check_choice(fmt, FORMATS, "--format")
+        _check_choice(scoring, SCORINGS, "--scoring")
+        _print_table(results, fmt, scoring, pivot=pivot, worst_case=worst_case, reported=reported)
     except RobbenchError as exc:
         _fail(exc)
+
+
+@app.command()
+def compare(a: Path = typer.Argument(..., help="baseline results directory"),
+            b: Path = typer.Argument(..., help="results directory to check against A"),
+            tolerance: Optional[float] = typer.Option(None, "--tolerance", help="exit 1 when any cell of B is worse "
+                                                      "than A by more than this many percentage points"),
+            fmt: str = typer.Option("rich", "--format", "-f", help="rich | md | csv | json"),
+            scoring: Optional[str] = typer.Option(None, help="single | mean | majority | worst (both sides)"),
+            allow_missing: bool = typer.Option(False, "--allow-missing", help="with --tolerance: cells of A absent "
+                                               "in B do not fail the check")) -> None:
+    """Compare two results directories sample by sample: accuracy change and exact McNemar p per cell."""
+    from robbench import api
+    from robbench.compare import render, to_rich
+    from robbench.summary import SCORINGS
+
+    try:
+        _check_choice(fmt, ("rich", "md", "csv", "json"), "--format")
+        _check_choice(scoring, SCORINGS, "--scoring")
+        result = api.compare(a, b, tolerance=tolerance, scoring=scoring, allow_missing=allow_missing)
+    except RobbenchError as exc:
+        _fail(exc)
+        return
+    if fmt == "rich":
+        out.print(to_rich(result))
+    else:
+        sys.stdout.write(render(result, fmt))
+        if fmt != "md":
+            err.print(result.verdict(), highlight=False, soft_wrap=True)
+    if not result.passed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def plot(results: Path = typer.Argument(..., help="results directory"),
+         out_dir: Optional[Path] = typer.Option(None, "--out", help="folder for the PNGs (default RESULTS/plots)"),
+         kind: list[str] = typer.Option(["all"], "--kind", "-k", help="eps | tradeoff | trace | all (repeatable)"),
+         scoring: Optional[str] = typer.Option(None, help="single | mean | majority | worst (stochastic defenses)")) -> None:
+    """Draw PNGs: robust accuracy vs eps, the clean/robust trade-off over a defense parameter, loss traces."""
+    from robbench import api
+    from robbench.summary import SCORINGS
+
+    try:
+        _check_choice(scoring, SCORINGS, "--scoring")
+        result = api.plot(results, out=out_dir, kinds=tuple(kind), scoring=scoring)
+    except RobbenchError as exc:
+        _fail(exc)
+        return
+    for path in result.paths:
+        out.print(f"wrote {path}", highlight=False)
+    for why in result.skipped:
+        err.print(f"skipped {why}", highlight=False, soft_wrap=True)
 
 
 @app.command("ls")

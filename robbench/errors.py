@@ -11,6 +11,9 @@ class RobbenchError(Exception):
     """A problem the user can fix (bad suite, unknown name, missing data, ...)."""
 
     exit_code: int = 2
+    #: True when no other unit of the run can succeed either (e.g. a full disk): executors stop
+    #: the run at once instead of recording the unit as failed and going on
+    fatal: bool = False
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         self.message = message
@@ -36,6 +39,12 @@ class CheckpointError(RobbenchError):
 
 class ResultsError(RobbenchError):
     """A results directory is empty, corrupt, locked, or from another suite."""
+
+
+class DiskFullError(ResultsError):
+    """The disk holding the results is full (no space, quota, or file-size limit)."""
+
+    fatal = True
 
 
 class DeviceError(RobbenchError):

@@ -19,6 +19,7 @@ import io
 import json
 import os
 import shutil
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -85,7 +86,9 @@ class ResultsDir:
         try:
             data: dict[str, Any] = json.loads(self.manifest_path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
-            raise ResultsError(f"{self.manifest_path} is corrupt: {exc}", hint="delete the results directory or run with --fresh") from None
+            raise ResultsError(f"{self.manifest_path} is corrupt: {exc}",
+                               hint=f"delete {self.manifest_path} and rerun the suite: stored rows are kept and "
+                                    "reused, the manifest is rewritten") from None
         return data
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
@@ -107,13 +110,31 @@ class ResultsDir:
                     f"results directory {self.root} is in use by {holder}",
                     hint="wait for that run to finish, or pass a different --out",
                 ) from None
-            fh.seek(0)
-            fh.truncate()
-            fh.write(f"pid {os.getpid()}")
-            fh.flush()
+            try:  # who holds it, for the refusal message of a second run; informational only
+                fh.seek(0)
+                fh.truncate()
+                fh.write(f"pid {os.getpid()} on {socket.gethostname()}")
+                fh.flush()
+            except OSError:  # e.g. a full disk: the lock itself (flock) is held all the same
+                pass
+            self.remove_stale_temp_files()
             yield
         finally:
             fh.close()
+
+    def remove_stale_temp_files(self) -> int:
+        """Delete ``.*.tmp`` files left by a killed writer (call only while holding the lock)."""
+        n = 0
+        for folder in (self.root, *(sorted(self.rows_dir.glob("*")) if self.rows_dir.is_dir() else [])):
+            if not folder.is_dir():
+                continue
+            for tmp in folder.glob(".*.tmp"):
+                try:
+                    tmp.unlink()
+                    n += 1
+                except OSError:
+                    pass
+        return n
 
     # ---- shards ---------------------------------------------------------------------------
     def write_shard(self, cell: str, name: str, rows: list[dict[str, Any]]) -> Path:
@@ -127,10 +148,17 @@ class ResultsDir:
     def shard_paths(self) -> list[Path]:
         if not self.rows_dir.is_dir():
             return []
-        return sorted(p for p in self.rows_dir.glob("*/*.parquet") if not p.name.startswith("."))
+        # hidden names are temp files and rows/.corrupt/ (quarantined shards): never rows
+        return sorted(p for p in self.rows_dir.glob("*/*.parquet")
+                      if not p.name.startswith(".") and not p.parent.name.startswith("."))
 
     def quarantine(self, path: Path) -> None:
+        """Move an unreadable shard to ``rows/.corrupt/`` (kept as evidence, never overwritten)."""
         dest = self.rows_dir / ".corrupt" / f"{path.parent.name}--{path.name}"
+        k = 1
+        while dest.exists():
+            dest = dest.with_name(f"{path.parent.name}--{path.stem}.{k}{path.suffix}")
+            k += 1
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(path), dest)
 

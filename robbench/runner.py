@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 import warnings
@@ -30,6 +29,9 @@ from robbench.components import BuildContext, parse_params
 from robbench.data.base import DataSplit, load_dataset
 from robbench.defenses.base import Defense
 from robbench.errors import AttackContainmentError, DeviceError, ResultsError, RobbenchError
+from robbench.faults import fault_report, row_error
+from robbench.io import atomic_write_text
+from robbench.reproduce import apply_from_env, checkpoint_hashes, deterministic_mode, run_record
 from robbench.identity import component_identity, stable_hash
 from robbench.results import ResultsDir
 from robbench.seeding import SampleRNG, derive_seed
@@ -91,6 +93,8 @@ class RunReport:
     rows_skipped: int
     seconds: float
     failures: list[str] = field(default_factory=list)
+    #: flagged rows that do not fail the run (a defense's NaN/inf logits; robbench.faults)
+    warnings: list[str] = field(default_factory=list)
 
 
 class Plan:
@@ -146,6 +150,8 @@ class Plan:
                         "randomness": randomness, "eot": eot, "draws": draws, "surrogate": surrogate,
                         "threat": [t.norm, t.eps] if t else None,
                     }
+                    if s.evaluation.generative_precision != "fp32":
+                        ident["generative_precision"] = s.evaluation.generative_precision
                     cells.append(Cell(stable_hash(ident), d, a, t, stochastic, eot, draws, randomness, dhash))
         return cells
 
@@ -168,15 +174,6 @@ class Plan:
         }
 
 
-def _git_sha() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
-                             text=True, timeout=5, check=False)
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 class Executor:
     """Runs units in this process: builds defenses/attacks once, judges, writes shards."""
 
@@ -192,6 +189,9 @@ class Executor:
         self._defenses: dict[str, Defense] = {}
         self._surrogates: dict[str, torch.nn.Module] = {}
         self.failures: list[str] = []
+        apply_from_env()  # a worker process of a --deterministic run
+        #: run options applied to the models (robbench.accel): {"compile": bool, "channels_last": bool}
+        self.accel: dict[str, bool] = {}
 
     @property
     def data(self) -> DataSplit:
@@ -207,6 +207,10 @@ class Executor:
                                zoo_dir=self.plan.zoo_dir)
             if self.plan.suite.classifier is not None:
                 ctx.classifier = ctx.model(self.plan.suite.classifier)
+                if self.accel:
+                    from robbench.accel import prepare_model
+
+                    prepare_model(ctx.classifier, **self.accel)
             self._ctx = ctx
         return self._ctx
 
@@ -218,6 +222,10 @@ class Executor:
             d.to(self.device).eval()
             for p in d.parameters():
                 p.requires_grad_(False)
+            from robbench.accel import prepare_defense
+
+            prepare_defense(d, classifier=self.ctx.classifier, precision=self.plan.suite.evaluation.generative_precision,
+                            **self.accel)
             self._defenses[spec.display] = d
         return self._defenses[spec.display]
 
@@ -264,8 +272,7 @@ class Executor:
         first = self.plan.sample_positions[unit.indices[0]]
         name = f"{first:08d}-{stable_hash([rows[i]['sample_id'] for i in range(len(rows))], 8)}"
         self.results.write_shard(cell.id, name, rows)
-        if any(r["error"] and r["error"].startswith("containment") for r in rows):
-            self.failures.append(f"{cell.label}: the attack left the threat ball or [0,1] (see the rows' error column)")
+        # flagged rows (robbench.faults) are reported by run_suite from the stored rows, resumed ones included
         return len(rows)
 
     def _run_batch(self, cell: Cell, defense: Defense, attack: Attack, x: Tensor, y: Tensor,
@@ -297,6 +304,7 @@ class Executor:
             in_ball &= ((x_adv - x).flatten(1).abs().amax(1) == 0)
             norms = torch.zeros(b, device=x.device)
         linf = (x_adv - x).flatten(1).abs().amax(1)
+        image_finite = torch.isfinite(x_adv.flatten(1)).all(1)
         clean_preds, clean_finite = self.judge(defense, cell, x, ids)
         adv_preds, adv_finite = self.judge(defense, cell, torch.where(in_ball.view(-1, 1, 1, 1), x_adv, x), ids)
         seconds = (time.perf_counter() - t0) / b
@@ -304,12 +312,10 @@ class Executor:
         trace = attack.last_trace
         rows = []
         for i in range(b):
-            err = None
-            if not bool(in_ball[i]):
-                err = (f"containment: attack {cell.attack.id} returned an image outside "
-                       f"{cell.threat.label if cell.threat else 'the clean input'} or [0,1] (norm {float(norms[i]):.6g})")
-            elif not bool(clean_finite[i] & adv_finite[i]):
-                err = f"non-finite: defense {cell.defense.display} returned NaN/inf logits"
+            err = row_error(attack=cell.attack.id, defense=cell.defense.display,
+                            threat=cell.threat.label if cell.threat else None, image_finite=bool(image_finite[i]),
+                            in_ball=bool(in_ball[i]), clean_logits_finite=bool(clean_finite[i]),
+                            adv_logits_finite=bool(adv_finite[i]), norm=float(norms[i]))
             cc = (clean_preds[:, i] == y[i]) & clean_finite[i]
             ac = (adv_preds[:, i] == y[i]) & adv_finite[i] & in_ball[i]
             rows.append({
@@ -375,8 +381,12 @@ def _guard_results_dir(rd: ResultsDir, suite: Suite, fresh: bool) -> None:
     if rd.root.exists() and not rd.root.is_dir():
         raise ResultsError(f"--out {rd.root} exists and is not a directory", hint="choose another --out")
     manifest = rd.read_manifest() if rd.root.is_dir() else None
-    if rd.root.is_dir() and manifest is None and any(p.name not in (".lock",) for p in rd.root.iterdir()):
-        raise ResultsError(f"{rd.root} exists, is not empty and is not a robbench results directory",
+    # a run killed before its first manifest write leaves only .lock (and perhaps suite.yaml, rows/)
+    ours = {".lock", "suite.yaml", "rows", "manifest.json"}
+    stale = (".manifest.json.", ".suite.yaml.")  # temp files of a killed atomic write
+    if rd.root.is_dir() and manifest is None and any(p.name not in ours and not p.name.startswith(stale)
+                                                     for p in rd.root.iterdir()):
+        raise ResultsError(f"--out {rd.root} exists, is not empty and is not a robbench results directory",
                            hint="choose another --out; robbench never writes into foreign folders")
     if manifest is not None and manifest.get("suite_name") != suite.name:
         raise ResultsError(f"{rd.root} holds results of suite {manifest.get('suite_name')!r}, not {suite.name!r}",
@@ -386,9 +396,22 @@ def _guard_results_dir(rd: ResultsDir, suite: Suite, fresh: bool) -> None:
 def run_suite(suite_path: str | Path, *, out: str | Path | None = None, device: str = "auto",
               batch_size: int | None = None, fresh: bool = False, data_dir: str | None = None,
               zoo_dir: str | None = None, shard_size: int | None = None, quiet: bool = False,
-              threads: int | None = None) -> RunReport:
-    """Run a suite; resumes by default (finished rows are skipped). Returns a :class:`RunReport`."""
-    dev = resolve_device(device)
+              threads: int | None = None, deterministic: bool = False, execution: Any = None,
+              **exec_kwargs: Any) -> RunReport:
+    """Run a suite; resumes by default (finished rows are skipped). Returns a :class:`RunReport`.
+
+    ``deterministic`` turns on torch's deterministic algorithms for this run (recorded in the
+    manifest; see :mod:`robbench.reproduce`).
+
+    ``execution`` (an :class:`robbench.executors.ExecOptions` or a dict) and ``exec_kwargs`` (its
+    fields: ``executor``, ``workers``, ``shards``, ``cluster``, Slurm options, ``max_retries``,
+    ``compile``, ``channels_last``) choose where the units run; see :mod:`robbench.executors`.
+    """
+    from robbench.executors import clear_failed, exec_options, execute
+
+    opts = exec_options(execution, **exec_kwargs)
+    # the submitit coordinator may sit on a login node without the jobs' device: jobs resolve it
+    dev = resolve_device(device) if opts.executor == "local" else torch.device("cpu")
     plan, rd = prepare(suite_path, out=out, data_dir=data_dir, zoo_dir=zoo_dir)
     _guard_results_dir(rd, plan.suite, fresh)
     if threads:
@@ -396,30 +419,56 @@ def run_suite(suite_path: str | Path, *, out: str | Path | None = None, device: 
     bs = batch_size or plan.suite.evaluation.batch_size
     shard = shard_size or max(bs, 64)
     start = time.perf_counter()
-    with rd.lock():
+    with deterministic_mode(deterministic), rd.lock():
         if fresh and rd.rows_dir.exists():
             import shutil
 
             shutil.rmtree(rd.rows_dir)
+        clear_failed(rd)  # units that failed last time run again
         done = rd.done_keys()
         units = plan_units(plan, done, shard)
         total_cells = len(plan.cells) * len(plan.sample_positions)
         todo = sum(len(u.indices) for u in units)
         manifest = plan.manifest(dev, bs, rd.root)
-        manifest.update(status="running", started=datetime.now(timezone.utc).isoformat(), git_sha=_git_sha())
+        manifest.update(status="running", started=datetime.now(timezone.utc).isoformat(),
+                        **run_record(plan, rd.root, device=device, deterministic=deterministic, shard_size=shard,
+                                     threads=threads))
         rd.write_manifest(manifest)
-        (rd.root / "suite.yaml").write_text(plan.suite_text) if plan.suite_text else None
+        if plan.suite_text:
+            atomic_write_text(rd.root / "suite.yaml", plan.suite_text)
         ex = Executor(plan, rd, dev, bs, quiet=quiet)
+        if opts.compile or opts.channels_last:
+            ex.accel = {"compile": opts.compile, "channels_last": opts.channels_last}
+        manifest.update(execution={**opts.model_dump(), "device_requested": device})
         written = 0
         try:
-            written = _execute(ex, units, todo, quiet)
-        except RobbenchError as exc:
-            ex.failures.append(exc.message)
+            rep = execute(ex, units, opts, device=device, threads=threads, quiet=quiet)
+            written = rep.written
+            ex.failures[:] = list(dict.fromkeys(ex.failures + rep.failures))
+            manifest["execution"].update(rep.describe())
+        except RobbenchError as exc:  # a user-fixable problem (full disk, cluster, ...): exit 2, rows kept
+            _record_abort(rd, manifest, exc, start)
+            raise
+        faults, warns = fault_report(rd.read_rows(repair=True, cells={c.id for c in plan.cells}),
+                                     {c.id: c.label for c in plan.cells})
+        ex.failures[:] = list(dict.fromkeys(ex.failures + faults))
+        manifest.update(warnings=warns, checkpoints=checkpoint_hashes(plan.suite, plan.zoo_dir))
         manifest.update(status="complete" if not ex.failures else "failed", failures=ex.failures,
                         finished=datetime.now(timezone.utc).isoformat(),
                         seconds=round(time.perf_counter() - start, 2))
         rd.write_manifest(manifest)
-    return RunReport(rd.root, len(plan.cells), written, total_cells - todo, time.perf_counter() - start, ex.failures)
+    return RunReport(rd.root, len(plan.cells), written, total_cells - todo, time.perf_counter() - start, ex.failures,
+                     warns)
+
+
+def _record_abort(rd: ResultsDir, manifest: dict[str, Any], exc: RobbenchError, start: float) -> None:
+    """Best effort: mark the manifest aborted (the disk may be full; the error itself is what matters)."""
+    manifest.update(status="aborted", failures=[exc.message], finished=datetime.now(timezone.utc).isoformat(),
+                    seconds=round(time.perf_counter() - start, 2))
+    try:
+        rd.write_manifest(manifest)
+    except (RobbenchError, OSError):
+        pass
 
 
 def _execute(ex: Executor, units: list[Unit], todo: int, quiet: bool) -> int:

@@ -111,6 +111,11 @@ class DefenseSpec(_Strict):
     id: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str | None) -> str | None:
+        return None if v is None else _check_name(v, "defense id")
+
     @property
     def display(self) -> str:
         return self.id or self.name
@@ -144,12 +149,25 @@ class ReportedSource(_Strict):
 
 
 class Reported(_Strict):
+    """A published number shown beside the measured one (``attack: worst-case`` = worst over attacks)."""
+
     defense: str
     attack: str
     norm: str | None = None
     eps: float | None = None
     accuracy: float = Field(ge=0, le=100)
     source: ReportedSource
+    #: samples the paper evaluated on, when it says (shown beside the number)
+    n: int | None = Field(default=None, ge=1)
+    #: a method this suite does not run (e.g. not implemented in robbench): shown as a reported-only row
+    reported_only: bool = False
+
+    @field_validator("norm")
+    @classmethod
+    def _norm(cls, v: str | None) -> str | None:
+        if v is not None and v.lower() not in NORMS:
+            raise ValueError(f"norm must be one of {list(NORMS)}, got {v!r}")
+        return None if v is None else v.lower()
 
     @field_validator("eps", mode="before")
     @classmethod
@@ -164,6 +182,10 @@ class Evaluation(_Strict):
     batch_size: int = Field(default=128, ge=1, le=65536)
     #: AutoAttack-style cascade: each attack runs only on points still robust after the previous
     cascade: bool = False
+    #: precision of the generative models only (score/diffusion nets; bf16 = torch.autocast, outputs
+    #: back in float32); the classifier and the purifier arithmetic stay fp32. Changes results:
+    #: part of the cell identity when not fp32.
+    generative_precision: Literal["fp32", "bf16"] = "fp32"
 
 
 class Suite(_Strict):
@@ -230,8 +252,10 @@ def _yaml_line(text: str, loc: tuple[Any, ...]) -> int | None:
 
 def parse_suite(text: str, source: str = "<suite>") -> Suite:
     """Parse and validate the document structure (no registry or data checks)."""
+    from robbench.strict_yaml import load_yaml
+
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text, source)  # safe loader; tags, duplicate keys and alias bombs refused
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -265,10 +289,13 @@ def check_suite(suite: Suite, *, data_dir: str | None = None, check_models: bool
     from robbench.components import parse_params
     from robbench.data.base import load_dataset
 
-    ds = load_dataset(suite.data.dataset, data_dir or suite.data.data_dir)
-    ds.check_split(suite.data.split)
-    ds.check_available(suite.data.split)
+    ds = _field(lambda: load_dataset(suite.data.dataset, data_dir or suite.data.data_dir), "suite.data.dataset")
+    _field(lambda: ds.check_split(suite.data.split), "suite.data.split")
+    _field(lambda: ds.check_available(suite.data.split), "suite.data")
     n_avail = ds.size(suite.data.split)
+    if suite.data.indices is None and suite.data.offset >= n_avail:
+        raise SuiteError(f"suite.data.offset: {suite.data.offset} is past the end of {ds.name}/{suite.data.split} "
+                         f"({n_avail} samples)", hint=f"use an offset below {n_avail}")
     if suite.data.indices is not None:
         bad = [i for i in suite.data.indices if i >= n_avail]
         if bad:
@@ -324,11 +351,9 @@ def check_suite(suite: Suite, *, data_dir: str | None = None, check_models: bool
                 )
             if a.gradient == "custom" and not hasattr(dcls, "custom_logits"):
                 raise SuiteError(f"suite.attacks.{i}.gradient: defense {did!r} supplies no custom gradient")
-    for i, r in enumerate(suite.reported):
-        if r.defense not in defense_classes:
-            raise SuiteError(f"suite.reported.{i}.defense: {r.defense!r} is not a defense id of this suite")
-        if r.attack not in {a.id for a in suite.attacks}:
-            raise SuiteError(f"suite.reported.{i}.attack: {r.attack!r} is not an attack id of this suite")
+    from robbench.summary import check_reported
+
+    check_reported(suite, {a.id: bool(getattr(registry.attacks.get(a.name), "threat_free", False)) for a in suite.attacks})
     if check_models:
         from robbench.zoo import check_model_ref
 
@@ -337,6 +362,14 @@ def check_suite(suite: Suite, *, data_dir: str | None = None, check_models: bool
         for i, a in enumerate(suite.attacks):
             if a.surrogate is not None:
                 check_model_ref(a.surrogate, f"suite.attacks.{i}.surrogate")
+
+
+def _field(fn: Any, where: str) -> Any:
+    """Call ``fn``; a :class:`RobbenchError` it raises is re-raised (same class) with ``where:`` in front."""
+    try:
+        return fn()
+    except RobbenchError as exc:
+        raise type(exc)(f"{where}: {exc.message}", hint=exc.hint) from None
 
 
 def _get(reg: Any, name: str, where: str) -> Any:

@@ -52,3 +52,38 @@ def write_suite(tmp_path: Path):  # type: ignore[no-untyped-def]
         return p
 
     return _write
+
+
+# ---- real plugin packages and real CLI subprocesses -------------------------------------------
+PLUGINS = Path(__file__).parent / "plugins"
+
+
+def install_plugin(pkg: str, target: Path) -> Path:
+    """pip-install the test plugin package ``tests/plugins/PKG`` into ``target`` (not into the venv)."""
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    "--no-index", "--target", str(target), str(PLUGINS / pkg)], check=True)
+    return target
+
+
+@pytest.fixture(scope="session")
+def testplugin_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with ``robbench-testplugin`` installed: put it on PYTHONPATH of a subprocess."""
+    return install_plugin("robbench_testplugin", tmp_path_factory.mktemp("testplugin"))
+
+
+def cli_env(pythonpath: Path | None = None, **extra: str) -> dict[str, str]:
+    """Environment for a ``python -m robbench.cli`` subprocess (shared zoo cache, optional plugins)."""
+    env = dict(os.environ, ROBBENCH_ZOO_DIR=str(ZOO_DIR), **extra)
+    if pythonpath is not None:
+        env["PYTHONPATH"] = str(pythonpath)
+    return env
+
+
+def cli_cmd(*args: str) -> list[str]:
+    """The argv of a real ``robbench`` run in a fresh interpreter."""
+    import sys
+
+    return [sys.executable, "-m", "robbench.cli", *args]

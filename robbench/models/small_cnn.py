@@ -30,3 +30,8 @@ class SmallCNN(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         out: Tensor = self.head(self.features(self.normalize(x)))
         return out
+
+    def latent(self, x: Tensor) -> Tensor:
+        """Penultimate-layer features (B, 4 * width): the input of the last linear layer."""
+        out: Tensor = self.head[:-1](self.features(self.normalize(x)))
+        return out

@@ -27,8 +27,12 @@ def _progress_bar(description: str, total: int):  # type: ignore[no-untyped-def]
 
 
 def train_recipe(recipe: Recipe, *, zoo_dir: str | Path | None = None, quiet: bool = False,
-                 data_dir: str | None = None) -> dict[str, Any]:
-    """Train ``recipe`` deterministically and store it in the zoo; returns its manifest."""
+                 data_dir: str | None = None, checkpoint_every: int | None = None) -> dict[str, Any]:
+    """Train ``recipe`` deterministically and store it in the zoo; returns its manifest.
+
+    Trainers write a partial checkpoint every ``checkpoint_every`` steps (default: a twentieth of
+    the run) next to the final one; a run that is killed resumes from it with bit-identical results.
+    """
     from robbench.data import load_dataset
     from robbench.models import build_model, init_weights
     from robbench.seeding import derive_seed, generator
@@ -49,7 +53,7 @@ def train_recipe(recipe: Recipe, *, zoo_dir: str | Path | None = None, quiet: bo
         metrics = TRAINERS[recipe.trainer](
             model, recipe, train, test,
             progress=lambda step, loss: prog.update(task, completed=step, loss=loss),
-            zoo_dir=zoo_dir, data_dir=data_dir,
+            zoo_dir=zoo_dir, data_dir=data_dir, dataset=ds, checkpoint_every=checkpoint_every,
         )
     seconds = time.perf_counter() - start
     from robbench import __version__
@@ -64,7 +68,11 @@ def train_recipe(recipe: Recipe, *, zoo_dir: str | Path | None = None, quiet: bo
         "steps": steps, "metrics": metrics, "train_seconds": round(seconds, 2), "robbench_version": __version__,
         "command": f"robbench zoo train {recipe.name}",
     }
-    return ZooStore(zoo_dir).save(recipe.key, state, manifest)
+    saved = ZooStore(zoo_dir).save(recipe.key, state, manifest)
+    from robbench.zoo.loop import Checkpointer
+
+    Checkpointer(recipe, zoo_dir, steps).finish()
+    return saved
 
 
 class _Null:

@@ -46,12 +46,24 @@ def load_state_dict(path: Path, sha256: str | None = None) -> dict[str, torch.Te
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a weights file"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
-            f"{path} is not a weights-only checkpoint: {first[:200]}",
+            f"{path} is not a weights-only checkpoint (refused without running anything): {_unpickle_reason(exc)}",
             hint="robbench loads only tensors and plain containers; re-save the file with torch.save(model.state_dict())",
         ) from None
-    return obj  # type: ignore[no-any-return]
+    if not isinstance(obj, dict) or not all(isinstance(k, str) for k in obj):
+        raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a state dict (name -> tensor)",
+                              hint="save the weights with torch.save(model.state_dict(), path)")
+    return obj
+
+
+def _unpickle_reason(exc: BaseException) -> str:
+    """The informative line of torch's weights-only refusal (which global or opcode it met)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    for key in ("GLOBAL", "Unsupported", "WeightsUnpickler error:"):
+        for ln in lines:
+            if key in ln and not ln.startswith("Weights only load failed"):
+                return ln[:300]
+    return (lines[0] if lines else type(exc).__name__)[:300]
 
 
 class ZooStore:
@@ -91,8 +103,11 @@ class ZooStore:
     def load(self, key: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """(state, manifest) with the checkpoint's sha256 verified against its manifest."""
         manifest = self.manifest(key)
-        ckpt, _ = self.paths(key)
-        state = load_state_dict(ckpt, manifest.get("sha256"))
+        ckpt, man = self.paths(key)
+        if not isinstance(manifest.get("sha256"), str):  # never load a zoo file unverified
+            raise CheckpointError(f"zoo manifest {man} records no sha256 for {ckpt.name}",
+                                  hint=f"delete {ckpt} and {man} and retrain (`robbench zoo train`)")
+        state = load_state_dict(ckpt, manifest["sha256"])
         return state, manifest
 
     def entries(self) -> list[dict[str, Any]]:

@@ -49,19 +49,25 @@ def accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 512) -> f
 
 @trainer("classifier")
 def train_classifier(model: nn.Module, recipe: Any, train: DataSplit, test: DataSplit,
-                     progress: Callable[[int, float], None], **_: Any) -> dict[str, Any]:
-    """Cross-entropy training with Adam and a cosine learning-rate decay."""
+                     progress: Callable[[int, float], None], zoo_dir: Any = None,
+                     checkpoint_every: int | None = None, **_: Any) -> dict[str, Any]:
+    """Cross-entropy training with Adam and a cosine learning-rate decay (resumable)."""
+    from robbench.zoo.loop import Checkpointer, resumed_batches
+
     cfg = recipe.train
     steps, bs, lr = int(cfg.get("steps", 1000)), int(cfg.get("batch_size", 64)), float(cfg.get("lr", 1e-3))
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    ckpt = Checkpointer(recipe, zoo_dir, steps, checkpoint_every)
+    start = ckpt.restore(model, opt, sched=sched)
     model.train()
-    for step, idx in enumerate(batches(len(train), bs, steps, recipe.seed)):
+    for step, idx in resumed_batches(len(train), bs, steps, recipe.seed, start):
         loss = F.cross_entropy(model(train.x[idx]), train.y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
         progress(step + 1, loss.item())
+        ckpt.save(step + 1, model, opt, sched=sched)
     model.eval()
     return {"test_accuracy": accuracy(model, test.x, test.y), "train_accuracy": accuracy(model, train.x, train.y)}

@@ -1,0 +1,240 @@
+"""Paired comparison of two results directories, and the CI regression gate.
+
+Cells are matched by what a reader sees, ``(defense id, attack id, norm, eps)``, and rows within a
+cell by ``sample_id``, so two runs of one suite, two versions of a suite, or two suites sharing
+cells can be compared; a matched cell whose configuration changed (a different cell id: other
+parameters, models, seed) is flagged. Cells present on one side only are listed, never dropped.
+
+Per cell: the accuracies of A and B on the samples both scored, the difference B - A, the
+discordant pairs (samples only A gets right, only B gets right) and the exact McNemar test, i.e.
+a two-sided binomial test of the discordant counts against 1/2 (``scipy.stats.binomtest``). With
+mean scoring of a stochastic defense the per-sample scores are fractions; the test then counts
+samples scored higher on one side (the exact sign test, which McNemar's test is for 0/1 scores).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from scipy.stats import binomtest
+
+from robbench.summary import Loaded, load_results, scored, suite_scoring
+from robbench.threat import format_eps
+
+KEY = ["defense", "attack", "norm", "eps_key"]
+CELL_COLUMNS = ["defense", "attack", "norm", "eps", "eps_label", "same_config", "n", "n_a", "n_b", "acc_a", "acc_b",
+                "diff", "a_only", "b_only", "p_value", "regression"]
+
+
+@dataclass
+class Comparison:
+    """The outcome of :func:`compare`; ``passed`` is what the CI gate checks."""
+
+    a: Path
+    b: Path
+    a_suite: str
+    b_suite: str
+    cells: pd.DataFrame
+    only_a: pd.DataFrame
+    only_b: pd.DataFrame
+    tolerance: float | None = None
+    allow_missing: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def regressions(self) -> pd.DataFrame:
+        return self.cells[self.cells["regression"]]
+
+    @property
+    def passed(self) -> bool:
+        """No cell of B worse than A beyond the tolerance, and (unless allowed) no cell of A missing in B."""
+        if self.tolerance is None:
+            return True
+        return self.regressions.empty and (self.allow_missing or self.only_a.empty)
+
+    def verdict(self) -> str:
+        if self.tolerance is None:
+            return "no --tolerance given: nothing gated"
+        parts = []
+        if not self.regressions.empty:
+            parts.append(f"{len(self.regressions)} cell(s) of B are worse than A by more than {self.tolerance:g} points")
+        if not self.only_a.empty and not self.allow_missing:
+            parts.append(f"{len(self.only_a)} cell(s) of A are missing in B (pass --allow-missing to accept)")
+        return "FAIL: " + "; ".join(parts) if parts else f"PASS: no cell of B is worse than A by more than {self.tolerance:g} points"
+
+    def to_dict(self) -> dict[str, Any]:
+        def records(df: pd.DataFrame) -> list[dict[str, Any]]:
+            return list(json.loads(df.to_json(orient="records")))
+
+        return {"a": str(self.a), "b": str(self.b), "a_suite": self.a_suite, "b_suite": self.b_suite,
+                "tolerance": self.tolerance, "passed": self.passed, "verdict": self.verdict(),
+                "cells": records(self.cells), "only_a": records(self.only_a), "only_b": records(self.only_b),
+                "notes": self.notes}
+
+
+def mcnemar_exact(a_only: int, b_only: int) -> float:
+    """Two-sided exact McNemar p-value from the discordant counts (1.0 when there are none)."""
+    n = a_only + b_only
+    return 1.0 if n == 0 else float(binomtest(a_only, n, 0.5).pvalue)
+
+
+def _keyed(loaded: Loaded, scoring: str | None) -> pd.DataFrame:
+    s = scored(loaded.rows, scoring or suite_scoring(loaded.manifest))
+    s["eps_key"] = [0.0 if n == "none" else round(float(e), 8) for n, e in zip(s["norm"], s["eps"], strict=True)]
+    return s[["cell", "sample_id", "defense", "attack", "norm", "eps", "eps_key", "robust"]]
+
+
+def _cell_list(df: pd.DataFrame) -> pd.DataFrame:
+    if df.empty:
+        return pd.DataFrame(columns=["defense", "attack", "norm", "eps", "eps_label", "n"])
+    g = df.groupby(KEY, sort=False).agg(eps=("eps", "first"), n=("sample_id", "size")).reset_index()
+    g["eps_label"] = [format_eps(e) if n != "none" else "" for n, e in zip(g["norm"], g["eps"], strict=True)]
+    return g[["defense", "attack", "norm", "eps", "eps_label", "n"]]
+
+
+def compare(a: str | Path, b: str | Path, *, tolerance: float | None = None, scoring: str | None = None,
+            allow_missing: bool = False) -> Comparison:
+    """Compare results directory B against A (the baseline), cell by cell and sample by sample.
+
+    ``tolerance`` (percentage points): a matched cell is a regression when B's accuracy is lower
+    than A's by more than this; :attr:`Comparison.passed` is False then, or when a cell of A is
+    missing in B (unless ``allow_missing``). ``scoring`` overrides both suites' scoring of
+    stochastic defenses. Raises :class:`~robbench.errors.ResultsError` for an empty, missing or
+    corrupt directory.
+    """
+    if tolerance is not None and not tolerance >= 0:
+        from robbench.errors import RobbenchError
+
+        raise RobbenchError(f"--tolerance must be >= 0 percentage points, got {tolerance}")
+    la, lb = load_results(a), load_results(b)
+    ka, kb = _keyed(la, scoring), _keyed(lb, scoring)
+    notes = [f"A: {n}" for n in la.notes] + [f"B: {n}" for n in lb.notes]
+    if la.suite_name != lb.suite_name:
+        notes.append(f"A is suite {la.suite_name!r} and B is suite {lb.suite_name!r}: cells are matched by "
+                     "defense, attack and threat ids")
+    if scoring is None and suite_scoring(la.manifest) != suite_scoring(lb.manifest):
+        notes.append(f"the suites score stochastic defenses differently (A: {suite_scoring(la.manifest)}, "
+                     f"B: {suite_scoring(lb.manifest)}); pass --scoring to compare like with like")
+    cells_a = ka.groupby(KEY, sort=False)["cell"].first()
+    cells_b = kb.groupby(KEY, sort=False)["cell"].first()
+    common = [k for k in cells_a.index if k in cells_b.index]
+    by_a = dict(list(ka.groupby(KEY, sort=False)))
+    by_b = dict(list(kb.groupby(KEY, sort=False)))
+    lines = []
+    unpaired = 0
+    for key in common:
+        ga, gb = by_a[key], by_b[key]
+        m = ga.merge(gb, on="sample_id", suffixes=("_a", "_b"))
+        unpaired += len(ga) + len(gb) - 2 * len(m)
+        ra, rb = m["robust_a"].to_numpy(), m["robust_b"].to_numpy()
+        a_only, b_only = int((ra > rb).sum()), int((rb > ra).sum())
+        n = len(m)
+        acc_a = float(ra.mean()) if n else float("nan")
+        acc_b = float(rb.mean()) if n else float("nan")
+        diff = acc_b - acc_a
+        eps = float(ga["eps"].iloc[0])
+        lines.append({
+            "defense": key[0], "attack": key[1], "norm": key[2], "eps": eps,
+            "eps_label": format_eps(eps) if key[2] != "none" else "",
+            "same_config": bool(cells_a[key] == cells_b[key]), "n": n, "n_a": len(ga), "n_b": len(gb),
+            "acc_a": acc_a, "acc_b": acc_b, "diff": diff, "a_only": a_only, "b_only": b_only,
+            "p_value": mcnemar_exact(a_only, b_only),
+            "regression": bool(tolerance is not None and n > 0 and 100 * diff < -tolerance - 1e-9),
+        })
+        if n == 0:
+            notes.append(f"cell {key[0]} / {key[1]} is in both, but they share no sample ids: nothing to compare")
+    cells = pd.DataFrame(lines, columns=CELL_COLUMNS)
+    only_a = _cell_list(ka[~ka.set_index(KEY).index.isin(common)])
+    only_b = _cell_list(kb[~kb.set_index(KEY).index.isin(common)])
+    changed = int((~cells["same_config"]).sum()) if not cells.empty else 0
+    if changed:
+        notes.append(f"{changed} matched cell(s) changed configuration between A and B (other parameters, models "
+                     "or seed); marked '*'")
+    if unpaired:
+        notes.append(f"{unpaired} rows have no partner on the other side (different samples) and are not compared")
+    if not common:
+        notes.append("A and B share no cell")
+    return Comparison(Path(a), Path(b), la.suite_name, lb.suite_name, cells, only_a, only_b,
+                      tolerance=tolerance, allow_missing=allow_missing, notes=notes)
+
+
+# ---- rendering -----------------------------------------------------------------------------------
+def _threat(norm: str, eps_label: str) -> str:
+    from robbench.pivot import threat_label
+
+    return threat_label(norm, eps_label)
+
+
+def _p(p: float) -> str:
+    return "<1e-4" if p < 1e-4 else f"{p:.3g}"
+
+
+def _pts(v: float) -> str:
+    return "" if v != v else f"{100 * v:.1f}"
+
+
+def to_markdown(c: Comparison) -> str:
+    lines = [f"A = {c.a} (suite {c.a_suite}), B = {c.b} (suite {c.b_suite})", "",
+             "| defense | attack | threat | n | A % | B % | B - A | only A | only B | McNemar p | |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for _, r in c.cells.iterrows():
+        flag = ("REGRESSION" if r["regression"] else "") + ("" if r["same_config"] else " *")
+        lines.append(f"| {r['defense']} | {r['attack']} | {_threat(r['norm'], r['eps_label'])} | {r['n']} | {_pts(r['acc_a'])} | "
+                     f"{_pts(r['acc_b'])} | {100 * r['diff']:+.1f} | {r['a_only']} | {r['b_only']} | {_p(r['p_value'])} | {flag.strip()} |")
+    for side, df in (("A", c.only_a), ("B", c.only_b)):
+        for _, r in df.iterrows():
+            lines.append(f"\nonly in {side}: {r['defense']} / {r['attack']} / {_threat(r['norm'], r['eps_label']) or 'clean'} (n={r['n']})")
+    lines += [f"\nNote: {n}" for n in c.notes]
+    lines.append("\n" + c.verdict())
+    return "\n".join(lines) + "\n"
+
+
+def to_rich(c: Comparison):  # type: ignore[no-untyped-def]
+    from rich import box
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    t = Table(title=f"B vs A: accuracy %, paired by sample", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False,
+              collapse_padding=True)
+    for head, right in (("attack", False), ("threat", False), ("n", True), ("A %", True), ("B %", True),
+                        ("B-A", True), ("A only", True), ("B only", True), ("p", True), ("", False)):
+        t.add_column(head, justify="right" if right else "left", no_wrap=True)
+    previous = None
+    for _, r in c.cells.iterrows():
+        if r["defense"] != previous:
+            if previous is not None:
+                t.add_section()
+            t.add_row(Text(str(r["defense"]), style="bold"))
+            previous = r["defense"]
+        style = "bold red" if r["regression"] else ("green" if r["diff"] > 0 else "")
+        flag = ("worse" if r["regression"] else "") + ("" if r["same_config"] else " *")
+        t.add_row("  " + str(r["attack"]), _threat(r["norm"], r["eps_label"]), str(r["n"]), _pts(r["acc_a"]),
+                  _pts(r["acc_b"]), Text(f"{100 * r['diff']:+.1f}", style=style), str(r["a_only"]), str(r["b_only"]),
+                  _p(r["p_value"]), Text(flag.strip(), style="bold red" if r["regression"] else "yellow"))
+    foot = [Text(f"A = {c.a} (suite {c.a_suite})", style="dim"), Text(f"B = {c.b} (suite {c.b_suite})", style="dim"),
+            Text("A only / B only: samples only that side gets right; p: exact McNemar test on them", style="dim")]
+    for side, df in (("A", c.only_a), ("B", c.only_b)):
+        for _, r in df.iterrows():
+            foot.append(Text(f"only in {side}: {r['defense']} / {r['attack']} / "
+                             f"{_threat(r['norm'], r['eps_label']) or 'clean'} (n={r['n']})", style="yellow"))
+    foot += [Text(f"note: {n}", style="dim") for n in c.notes]
+    foot.append(Text(c.verdict(), style="bold red" if not c.passed else ("bold green" if c.tolerance is not None else "dim")))
+    return Group(t, *foot)
+
+
+def render(c: Comparison, fmt: str) -> str:
+    """``md``, ``csv`` (matched cells; one-sided cells with side A/B) or ``json``."""
+    if fmt == "md":
+        return to_markdown(c)
+    if fmt == "json":
+        return json.dumps(c.to_dict(), indent=2) + "\n"
+    if fmt == "csv":
+        frames = [c.cells.assign(side="both")]
+        frames += [df.assign(side=s) for s, df in (("A", c.only_a), ("B", c.only_b)) if not df.empty]
+        return str(pd.concat(frames, ignore_index=True).to_csv(index=False))
+    raise ValueError(f"unknown format {fmt!r} for compare; use rich, md, csv or json")

@@ -1,0 +1,220 @@
+"""PurSAMERE: deterministic purification by sharpness-aware minimisation of the expected reconstruction error."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from pydantic import Field, field_validator
+from torch import Tensor
+
+from robbench.components import BuildContext, Params
+from robbench.defenses.base import Defense
+from robbench.defenses.score_common import (
+    Adam, ScoreEval, input_grad, load_score_model, parse_positive, run_steps, score_ladder, wants_graph,
+)
+from robbench.errors import SuiteError
+from robbench.seeding import SampleRNG, derive_seed, generator
+from robbench.suite import ModelRef
+from robbench.threat import project
+
+
+class PurSAMEREParams(Params):
+    #: the score model (zoo name or checkpoint reference)
+    score_model: ModelRef
+    #: purification radius (a number or a fraction such as "8/255"); the paper uses 1x-2x the attack budget
+    eps_pur: float
+    #: norm of the purification ball
+    norm: Literal["linf", "l2", "l1"] = "linf"
+    #: SAM radius (L2, input space); default eps_pur / 2
+    rho: float | None = None
+    #: sharpness-aware step on/off
+    sam: bool = True
+    #: Monte Carlo noise draws N (made once, shared by every sample)
+    n_mc: int = Field(default=4, ge=1, le=4096)
+    #: noise levels used: an int n = the n smallest levels of the model's ladder, or [first, last]
+    #: indices into the descending ladder (inclusive; negative indices count from the end)
+    levels: int | tuple[int, int] = 6
+    #: Adam steps per noise level
+    steps_per_level: int = Field(default=2, ge=1, le=100_000)
+    #: learning rate at the largest used noise level, decaying linearly to lr_min at the smallest
+    lr_max: float = Field(default=0.02, gt=0)
+    lr_min: float = Field(default=0.005, gt=0)
+    #: seed of the Monte Carlo draws
+    seed: int = Field(default=0, ge=0)
+    #: images per score-network call (a fixed shape makes results independent of the batch size)
+    micro_batch: int = Field(default=64, ge=1, le=1_000_000)
+
+    @field_validator("eps_pur", mode="before")
+    @classmethod
+    def _eps(cls, v: Any) -> float:
+        return parse_positive(v, "eps_pur")
+
+    @field_validator("rho", mode="before")
+    @classmethod
+    def _rho(cls, v: Any) -> float | None:
+        if v is None:
+            return None
+        out = parse_positive(v, "rho") if v != 0 else 0.0
+        return out
+
+    @field_validator("levels")
+    @classmethod
+    def _levels(cls, v: int | tuple[int, int]) -> int | tuple[int, int]:
+        if isinstance(v, int) and v < 1:
+            raise ValueError("levels must be a count >= 1 or a [first, last] index pair")
+        return v
+
+    @property
+    def rho_value(self) -> float:
+        return self.eps_pur / 2 if self.rho is None else self.rho
+
+
+def select_levels(ladder: Tensor, levels: int | tuple[int, int]) -> list[float]:
+    """The used noise levels, descending; SuiteError naming ``levels`` when the ladder lacks them."""
+    n = ladder.numel()
+    desc = f"the score model's ladder has {n} levels, sigma {float(ladder[0]):g} -> {float(ladder[-1]):g}"
+    if isinstance(levels, int):
+        if levels > n:
+            raise SuiteError(f"pursamere: params.levels = {levels} asks for more noise levels than {desc}",
+                             hint=f"use levels <= {n}")
+        idx = list(range(n - levels, n))
+    else:
+        first, last = (i + n if i < 0 else i for i in levels)
+        if not (0 <= first < n and 0 <= last < n):
+            raise SuiteError(f"pursamere: params.levels = {list(levels)} is not covered: {desc}",
+                             hint=f"use indices in [0, {n - 1}] (or negative from the end)")
+        if first > last:
+            raise SuiteError(f"pursamere: params.levels = {list(levels)}: first index after last",
+                             hint="levels run from large sigma (low index) to small sigma (high index)")
+        idx = list(range(first, last + 1))
+    sig = [float(ladder[i]) for i in idx]
+    return sorted(sig, reverse=True)
+
+
+class PurSAMERE(Defense):
+    """PurSAMERE: deterministic SAM minimisation of the expected reconstruction error in an eps_pur ball.
+
+    Paper: Hoang, Krumscheid, Rauhut, Tempone, "PurSAMERE: Reliable Adversarial Purification via
+    Sharpness-Aware Minimization of Expected Reconstruction Error" (sections 3-5, Algorithm 1).
+    Threat norms: any; the purification ball has its own norm (``norm``: linf | l2 | l1).
+
+    Purifies ``x_a`` by minimising ``R(x; sigma) = mean_n || xi_n + sigma s(x + sigma xi_n, sigma) ||^2``
+    (the sigma^2-normalised expected reconstruction error of the Tweedie denoiser) over
+    ``B_norm(x_a, eps_pur) ∩ [0,1]^d``, annealing sigma over the chosen levels from large to small,
+    ``steps_per_level`` steps each: ``g0 = grad R(x)``, ``delta = rho g0 / ||g0||_2`` (per sample),
+    ``g = grad R(x + delta)`` (``g = g0`` with ``sam: false``), an Adam step on ``x`` with ``g``,
+    then projection onto the ball ∩ [0,1].
+
+    Parameters: ``score_model``; ``eps_pur`` (required: the paper sweeps 1x, 1.5x, 2x the attack
+    budget); ``norm`` (linf); ``rho`` (eps_pur / 2; must not exceed eps_pur); ``sam`` (true);
+    ``n_mc`` N (4); ``levels`` (6 = the six smallest ladder levels, or ``[first, last]`` indices);
+    ``steps_per_level`` (2); ``lr_max`` (0.02) at the largest level decaying linearly per level to
+    ``lr_min`` (0.005) at the smallest; ``seed`` (0) of the Monte Carlo draws; ``micro_batch``
+    (64 images per score-network call).
+
+    Deterministic: the N draws ``xi_n`` are made once from a generator seeded by ``seed`` (and the
+    image shape), on the CPU, and shared by every sample and level, so the output is a function of
+    the input alone: the same for any batch size and batch position (score-network calls have a
+    fixed shape, see :class:`~robbench.defenses.score_common.ScoreEval`).
+
+    Choices where the paper is silent (its numeric settings were lost from our copy): the defaults
+    above were tuned on digits (see tests and the issue notes); one Adam state (beta 0.9/0.999,
+    eps 1e-8) runs through all levels, the learning rate changing per level; the same N draws at
+    every level; the projection is the exact Euclidean projection onto ball ∩ box
+    (:func:`robbench.threat.project`), which for linf equals "project, then clip"; R is a sum over
+    pixels (Adam and the normalised SAM step are invariant to its scale). Under a full-gradient
+    attack every inner gradient is taken with ``create_graph`` so the purifier is differentiated
+    exactly (second order through the score network), checkpointed per step when the target asks;
+    otherwise (judging, BPDA) no graph is kept. ``evals`` counts images through the score network
+    (recomputations in checkpointed backward passes included) plus the classifier's.
+    """
+
+    Params = PurSAMEREParams
+    stochastic = False
+    example_params = {"score_model": "tiny-score-digits", "eps_pur": 0.1, "n_mc": 2, "levels": 2,
+                      "steps_per_level": 1}
+
+    def __init__(self, params: Params, ctx: BuildContext) -> None:
+        super().__init__(params, ctx)
+        p: PurSAMEREParams = params  # type: ignore[assignment]
+        self.score_model = load_score_model(p.score_model, ctx)
+        self.sigmas = select_levels(self.score_model.sigmas.detach().double().cpu(), p.levels)
+        self._scorer = ScoreEval(self.score_model, p.micro_batch, self._count)
+        self._adam = Adam()
+        self._xi: dict[tuple[int, ...], Tensor] = {}
+
+    def _count(self, n: int) -> None:
+        self.evals += n
+
+    @classmethod
+    def check_params(cls, params: Params, ctx: BuildContext | None) -> None:
+        p: PurSAMEREParams = params  # type: ignore[assignment]
+        if p.rho_value > p.eps_pur:
+            raise SuiteError(f"pursamere: params.rho = {p.rho_value:g} exceeds params.eps_pur = {p.eps_pur:g}",
+                             hint="the SAM radius must be smaller than (and of the order of) the purification radius; "
+                                  "the default is eps_pur / 2")
+        if p.lr_min > p.lr_max:
+            raise SuiteError(f"pursamere: params.lr_min = {p.lr_min:g} exceeds params.lr_max = {p.lr_max:g}",
+                             hint="the learning rate decays from lr_max (largest sigma) to lr_min")
+        select_levels(score_ladder(p.score_model, ctx), p.levels)
+
+    # ---- the Monte Carlo draws --------------------------------------------------------------------
+    def mc_draws(self, shape: tuple[int, ...], device: torch.device) -> Tensor:
+        """The N fixed noise draws (N, C, H, W) for images of ``shape`` (C, H, W)."""
+        key = tuple(shape)
+        if key not in self._xi:
+            p: PurSAMEREParams = self.params  # type: ignore[assignment]
+            g = generator(derive_seed("pursamere-mc", p.seed, *key))
+            self._xi[key] = torch.randn((p.n_mc, *key), generator=g, dtype=torch.float32)
+        return self._xi[key].to(device)
+
+    # ---- the objective ----------------------------------------------------------------------------
+    def reconstruction_error(self, x: Tensor, sigma: float, xi: Tensor) -> Tensor:
+        """``R(x; sigma)`` per sample (B,): mean over the draws of ``||xi + sigma s(x + sigma xi)||^2``."""
+        b, n = x.shape[0], xi.shape[0]
+        noisy = (x[:, None] + sigma * xi[None]).reshape(b * n, *x.shape[1:])
+        sig = torch.full((b * n,), sigma, dtype=x.dtype, device=x.device)
+        s = self._scorer.score(noisy, sig).view(b, n, *x.shape[1:])
+        return (xi[None] + sigma * s).square().flatten(2).sum(2).mean(1)
+
+    def _step(self, state: list[Tensor] | tuple[Tensor, ...], consts: list[Tensor] | tuple[Tensor, ...],
+              create_graph: bool) -> tuple[Tensor, ...]:
+        p: PurSAMEREParams = self.params  # type: ignore[assignment]
+        x, m, v = state
+        x_a, xi, hyper = consts
+        sigma, lr, t = float(hyper[0]), float(hyper[1]), int(hyper[2])
+
+        def objective(z: Tensor) -> Tensor:
+            return self.reconstruction_error(z, sigma, xi)
+
+        g = input_grad(objective, x, create_graph)
+        rho = p.rho_value
+        if p.sam and rho > 0:
+            norms = g.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * (x.ndim - 1))
+            g = input_grad(objective, x + rho * g / norms, create_graph)
+        x, m, v = self._adam.step(x, m, v, g, lr, t)
+        x = project(x, x_a, p.norm, p.eps_pur).clamp(0.0, 1.0)
+        return x, m, v
+
+    def schedule(self) -> list[tuple[float, float]]:
+        """(sigma, learning rate) per step, in order."""
+        p: PurSAMEREParams = self.params  # type: ignore[assignment]
+        n = len(self.sigmas)
+        out = []
+        for i, sigma in enumerate(self.sigmas):
+            lr = p.lr_max if n == 1 else p.lr_max + (p.lr_min - p.lr_max) * i / (n - 1)
+            out.extend([(sigma, lr)] * p.steps_per_level)
+        return out
+
+    def purify(self, x: Tensor, *, rng: SampleRNG | None = None) -> Tensor:
+        xi = self.mc_draws(tuple(x.shape[1:]), x.device)
+        graph = wants_graph(x)
+        consts = [
+            (x, xi, torch.tensor([sigma, lr, t], dtype=torch.float64))
+            for t, (sigma, lr) in enumerate(self.schedule(), start=1)
+        ]
+        zeros = torch.zeros_like(x)
+        out, _, _ = run_steps(self._step, (x, zeros, zeros), consts, differentiable=graph,
+                              checkpoint=bool(getattr(self, "_checkpoint", False)))
+        return out
