@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from robbench.errors import RobbenchError
 
@@ -21,9 +22,9 @@ err = Console(stderr=True)
 
 
 def _fail(exc: RobbenchError) -> None:
-    err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
     if exc.hint:
-        err.print(f"  [bold]fix:[/] {exc.hint}", highlight=False, soft_wrap=True)
+        err.print(f"  [bold]fix:[/] {escape(exc.hint)}", highlight=False, soft_wrap=True)
     raise typer.Exit(exc.exit_code)
 
 
@@ -40,9 +41,15 @@ def validate(suite: Path = typer.Argument(..., help="suite YAML"),
         return
     from robbench.runner import Plan
 
-    plan = Plan(s, data_dir=data_dir)
+    import warnings
+
+    with warnings.catch_warnings():  # the plan's notes are printed below, once
+        warnings.simplefilter("ignore")
+        plan = Plan(s, data_dir=data_dir)
     out.print(f"[green]valid:[/] suite {s.name!r}: {len(plan.cells)} cells x {len(plan.sample_positions)} samples "
               f"= {len(plan.cells) * len(plan.sample_positions)} rows")
+    for note in plan.notes:
+        err.print(f"[bold yellow]warning:[/] {escape(note)}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -73,7 +80,9 @@ def run(suite: Path = typer.Argument(..., help="suite YAML"),
         timeout_min: Optional[int] = typer.Option(None, "--timeout-min", min=1, help="submitit: job time limit (default 240; timed-out jobs requeue)"),
         max_retries: int = typer.Option(2, "--max-retries", min=0, help="extra attempts for a failing unit before its rows record the error"),
         compile_models: bool = typer.Option(False, "--compile", help="torch.compile the classifier and generative models"),
-        channels_last: bool = typer.Option(False, "--channels-last", help="channels-last memory format for the models")) -> None:
+        channels_last: bool = typer.Option(False, "--channels-last", help="channels-last memory format for the models"),
+        checks: bool = typer.Option(True, "--checks/--no-checks", help="run the false-robustness checks after the units "
+                                    "(robbench.checks; recorded in the manifest, listed under the table)")) -> None:
     """Run a suite: every defense x attack x threat, one stored row per sample; prints the table."""
     from robbench import api
 
@@ -83,7 +92,8 @@ def run(suite: Path = typer.Argument(..., help="suite YAML"),
                          timeout_min=timeout_min, max_retries=max_retries, compile=compile_models, channels_last=channels_last)
         report = api.run(suite, out=out_dir, device=device, batch_size=batch_size, fresh=fresh or not resume,
                          data_dir=data_dir, zoo_dir=zoo_dir, threads=threads, quiet=quiet, shard_size=shard_size,
-                         deterministic=deterministic, execution={k: v for k, v in execution.items() if v is not None})
+                         deterministic=deterministic, execution={k: v for k, v in execution.items() if v is not None},
+                         checks=checks)
     except RobbenchError as exc:
         _fail(exc)
         return
@@ -92,10 +102,10 @@ def run(suite: Path = typer.Argument(..., help="suite YAML"),
     if table_fmt != "none":
         _print_table(report.out, table_fmt, None)
     for w in report.warnings:
-        err.print(f"[bold yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
+        err.print(f"[bold yellow]warning:[/] {escape(w)}", highlight=False, soft_wrap=True)
     if report.failures:
         for f in report.failures:
-            err.print(f"[bold red]failed:[/] {f}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]failed:[/] {escape(f)}", highlight=False, soft_wrap=True)
         raise typer.Exit(3)
 
 
@@ -110,11 +120,29 @@ def _print_table(results: Path, fmt: str, scoring: Optional[str], *, pivot: bool
     title = f"{loaded.suite_name}: robust accuracy (%)"
     if fmt == "rich":
         out.print(rich_renderable(summary, title, pivot=pivot, manifest=manifest, notes=loaded.notes, width=out.width))
+        _print_checks(loaded.manifest, fmt)
         return
     sys.stdout.write(render(summary, fmt, title, pivot=pivot, manifest=manifest, notes=loaded.notes if pivot else ()))
     if not pivot:
         for note in loaded.notes:
             err.print(f"note: {note}", highlight=False, soft_wrap=True)
+    _print_checks(loaded.manifest, fmt)
+
+
+def _print_checks(manifest: dict, fmt: str) -> None:  # type: ignore[type-arg]
+    """The run's checks (robbench.checks) under the table; on stderr for machine-readable formats."""
+    from robbench.checks import format_checks
+
+    lines = format_checks(manifest.get("checks"))
+    if not lines:
+        return
+    if fmt in ("rich", "md"):
+        out.print("\nchecks:" if fmt == "rich" else "\n**checks**\n", highlight=False)
+        for line in lines:
+            out.print(f"- {escape(line)}", highlight=False, soft_wrap=True)
+    else:
+        for line in lines:
+            err.print(f"check: {escape(line)}", highlight=False, soft_wrap=True)
 
 
 def _check_choice(value: Optional[str], choices: tuple[str, ...], option: str) -> None:
@@ -215,13 +243,21 @@ def zoo_train(name: str = typer.Argument(..., help="zoo recipe name (robbench zo
               dataset: Optional[str] = typer.Option(None, help="override the recipe's data set"),
               steps: Optional[int] = typer.Option(None, min=1, help="override the number of training steps"),
               zoo_dir: Optional[str] = typer.Option(None, "--zoo-dir"),
-              data_dir: Optional[str] = typer.Option(None, "--data-dir")) -> None:
-    """Train a zoo model deterministically and cache it with its manifest."""
+              data_dir: Optional[str] = typer.Option(None, "--data-dir"),
+              threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch CPU threads"),
+              checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", min=1,
+                                                             help="steps between resumable partial checkpoints "
+                                                                  "(default: a twentieth of the run)")) -> None:
+    """Train a zoo model deterministically and cache it with its manifest (resumes a killed run)."""
     from robbench.zoo import get_recipe, train_recipe
 
     try:
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
         recipe = get_recipe(name).with_overrides(steps=steps, dataset=dataset)
-        manifest = train_recipe(recipe, zoo_dir=zoo_dir, data_dir=data_dir)
+        manifest = train_recipe(recipe, zoo_dir=zoo_dir, data_dir=data_dir, checkpoint_every=checkpoint_every)
     except RobbenchError as exc:
         _fail(exc)
         return
@@ -268,9 +304,9 @@ def main() -> None:
     try:
         app()
     except RobbenchError as exc:  # errors raised outside a command's own handler
-        err.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
         if exc.hint:
-            err.print(f"  [bold]fix:[/] {exc.hint}", highlight=False, soft_wrap=True)
+            err.print(f"  [bold]fix:[/] {escape(exc.hint)}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
 
 

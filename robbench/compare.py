@@ -61,10 +61,10 @@ class Comparison:
             return "no --tolerance given: nothing gated"
         parts = []
         if not self.regressions.empty:
-            parts.append(f"{len(self.regressions)} cell(s) of B are worse than A by more than {self.tolerance:g} points")
+            parts.append(f"{len(self.regressions)} cell(s) of B are worse than A by more than {self.tolerance:g} percentage points")
         if not self.only_a.empty and not self.allow_missing:
             parts.append(f"{len(self.only_a)} cell(s) of A are missing in B (pass --allow-missing to accept)")
-        return "FAIL: " + "; ".join(parts) if parts else f"PASS: no cell of B is worse than A by more than {self.tolerance:g} points"
+        return "FAIL: " + "; ".join(parts) if parts else f"PASS: no cell of B is worse than A by more than {self.tolerance:g} percentage points"
 
     def to_dict(self) -> dict[str, Any]:
         def records(df: pd.DataFrame) -> list[dict[str, Any]]:
@@ -88,12 +88,28 @@ def _keyed(loaded: Loaded, scoring: str | None) -> pd.DataFrame:
     return s[["cell", "sample_id", "defense", "attack", "norm", "eps", "eps_key", "robust"]]
 
 
-def _cell_list(df: pd.DataFrame) -> pd.DataFrame:
+def _manifest_order(manifest: dict[str, Any], base: dict[tuple[Any, ...], int], first: bool = False) -> dict[tuple[Any, ...], int]:
+    """Display key -> position in the manifest's plan (``first``: these come before ``base``)."""
+    out = {} if first else dict(base)
+    offset = 0 if first else len(base)
+    for i, c in enumerate(manifest.get("cells") or []):
+        norm = c.get("norm", "none")
+        key = (c.get("defense"), c.get("attack"), norm, 0.0 if norm == "none" else round(float(c.get("eps", 0.0)), 8))
+        out.setdefault(key, offset + i)
+    if first:
+        n = len(out)
+        for k, v in base.items():
+            out.setdefault(k, n + v)
+    return out
+
+
+def _cell_list(df: pd.DataFrame, order: dict[tuple[Any, ...], int]) -> pd.DataFrame:
     if df.empty:
         return pd.DataFrame(columns=["defense", "attack", "norm", "eps", "eps_label", "n"])
     g = df.groupby(KEY, sort=False).agg(eps=("eps", "first"), n=("sample_id", "size")).reset_index()
     g["eps_label"] = [format_eps(e) if n != "none" else "" for n, e in zip(g["norm"], g["eps"], strict=True)]
-    return g[["defense", "attack", "norm", "eps", "eps_label", "n"]]
+    g["_o"] = [order.get(tuple(k), 10**9) for k in g[KEY].itertuples(index=False)]
+    return g.sort_values("_o", kind="stable")[["defense", "attack", "norm", "eps", "eps_label", "n"]].reset_index(drop=True)
 
 
 def compare(a: str | Path, b: str | Path, *, tolerance: float | None = None, scoring: str | None = None,
@@ -121,7 +137,8 @@ def compare(a: str | Path, b: str | Path, *, tolerance: float | None = None, sco
                      f"B: {suite_scoring(lb.manifest)}); pass --scoring to compare like with like")
     cells_a = ka.groupby(KEY, sort=False)["cell"].first()
     cells_b = kb.groupby(KEY, sort=False)["cell"].first()
-    common = [k for k in cells_a.index if k in cells_b.index]
+    order = _manifest_order(la.manifest, _manifest_order(lb.manifest, {}), first=True)
+    common = sorted((k for k in cells_a.index if k in cells_b.index), key=lambda k: order.get(k, 10**9))
     by_a = dict(list(ka.groupby(KEY, sort=False)))
     by_b = dict(list(kb.groupby(KEY, sort=False)))
     lines = []
@@ -148,8 +165,8 @@ def compare(a: str | Path, b: str | Path, *, tolerance: float | None = None, sco
         if n == 0:
             notes.append(f"cell {key[0]} / {key[1]} is in both, but they share no sample ids: nothing to compare")
     cells = pd.DataFrame(lines, columns=CELL_COLUMNS)
-    only_a = _cell_list(ka[~ka.set_index(KEY).index.isin(common)])
-    only_b = _cell_list(kb[~kb.set_index(KEY).index.isin(common)])
+    only_a = _cell_list(ka[~ka.set_index(KEY).index.isin(common)], order)
+    only_b = _cell_list(kb[~kb.set_index(KEY).index.isin(common)], order)
     changed = int((~cells["same_config"]).sum()) if not cells.empty else 0
     if changed:
         notes.append(f"{changed} matched cell(s) changed configuration between A and B (other parameters, models "
@@ -177,6 +194,16 @@ def _pts(v: float) -> str:
     return "" if v != v else f"{100 * v:.1f}"
 
 
+def one_sided(c: Comparison) -> list[str]:
+    """``only in A (3 cells): none: clean, PGD20 Linf 0.1; ...``, one line per side and defense."""
+    lines = []
+    for side, df in (("A", c.only_a), ("B", c.only_b)):
+        for defense, g in df.groupby("defense", sort=False):
+            items = [f"{r['attack']} {_threat(r['norm'], r['eps_label'])}".strip() + f" (n={r['n']})" for _, r in g.iterrows()]
+            lines.append(f"only in {side}: {defense}: " + ", ".join(items))
+    return lines
+
+
 def to_markdown(c: Comparison) -> str:
     lines = [f"A = {c.a} (suite {c.a_suite}), B = {c.b} (suite {c.b_suite})", "",
              "| defense | attack | threat | n | A % | B % | B - A | only A | only B | McNemar p | |",
@@ -185,9 +212,7 @@ def to_markdown(c: Comparison) -> str:
         flag = ("REGRESSION" if r["regression"] else "") + ("" if r["same_config"] else " *")
         lines.append(f"| {r['defense']} | {r['attack']} | {_threat(r['norm'], r['eps_label'])} | {r['n']} | {_pts(r['acc_a'])} | "
                      f"{_pts(r['acc_b'])} | {100 * r['diff']:+.1f} | {r['a_only']} | {r['b_only']} | {_p(r['p_value'])} | {flag.strip()} |")
-    for side, df in (("A", c.only_a), ("B", c.only_b)):
-        for _, r in df.iterrows():
-            lines.append(f"\nonly in {side}: {r['defense']} / {r['attack']} / {_threat(r['norm'], r['eps_label']) or 'clean'} (n={r['n']})")
+    lines += ["\n" + line for line in one_sided(c)]
     lines += [f"\nNote: {n}" for n in c.notes]
     lines.append("\n" + c.verdict())
     return "\n".join(lines) + "\n"
@@ -218,13 +243,11 @@ def to_rich(c: Comparison):  # type: ignore[no-untyped-def]
                   _p(r["p_value"]), Text(flag.strip(), style="bold red" if r["regression"] else "yellow"))
     foot = [Text(f"A = {c.a} (suite {c.a_suite})", style="dim"), Text(f"B = {c.b} (suite {c.b_suite})", style="dim"),
             Text("A only / B only: samples only that side gets right; p: exact McNemar test on them", style="dim")]
-    for side, df in (("A", c.only_a), ("B", c.only_b)):
-        for _, r in df.iterrows():
-            foot.append(Text(f"only in {side}: {r['defense']} / {r['attack']} / "
-                             f"{_threat(r['norm'], r['eps_label']) or 'clean'} (n={r['n']})", style="yellow"))
+    for line in one_sided(c):
+        foot.append(Text(line, style="yellow"))
     foot += [Text(f"note: {n}", style="dim") for n in c.notes]
     foot.append(Text(c.verdict(), style="bold red" if not c.passed else ("bold green" if c.tolerance is not None else "dim")))
-    return Group(t, *foot)
+    return Group(*([t] if not c.cells.empty else []), *foot)
 
 
 def render(c: Comparison, fmt: str) -> str:

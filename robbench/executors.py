@@ -491,16 +491,22 @@ def _stored_samples(ex: Executor, cells: set[str]) -> dict[str, set[str]]:
 
 
 def _split(keys: Sequence[UnitKey], n: int) -> list[list[UnitKey]]:
-    """``n`` contiguous groups with about equal numbers of samples (keeps a cell's units together)."""
+    """At most ``n`` contiguous, non-empty groups with about equal numbers of samples (order kept)."""
     n = max(1, min(n, len(keys)))
     total = sum(len(k[1]) for k in keys)
-    groups: list[list[UnitKey]] = [[] for _ in range(n)]
+    groups: list[list[UnitKey]] = []
+    cur: list[UnitKey] = []
     acc = 0
-    for k in keys:
-        g = min(n - 1, acc * n // max(total, 1))
-        groups[g].append(k)
+    for i, k in enumerate(keys):
+        later_groups = n - len(groups) - 1
+        if cur and (len(keys) - i <= later_groups or acc + len(k[1]) / 2 > (len(groups) + 1) * total / n):
+            groups.append(cur)
+            cur = []
+        cur.append(k)
         acc += len(k[1])
-    return [g for g in groups if g]
+    if cur:
+        groups.append(cur)
+    return groups
 
 
 class Submitit:
@@ -518,7 +524,7 @@ class Submitit:
         cluster = None if opts.cluster == "auto" else opts.cluster
         folder.mkdir(parents=True, exist_ok=True)
         try:
-            self.executor = submitit.AutoExecutor(folder=str(folder / "%j"), cluster=cluster)
+            self.executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
         except RuntimeError as exc:
             raise ExecutorError(f"submitit found no cluster to submit to ({exc})",
                                 hint="run on a Slurm login node (sbatch on PATH), or pass --cluster local to run "
@@ -569,10 +575,9 @@ class Submitit:
                 j.cancel(check=False)
             raise
         if crashed and len(crashed) == len(groups) and not any(r.error is None for r in results.values()):
-            folder = self.executor.folder
             raise ExecutorError(f"all {len(groups)} jobs failed and none finished a unit; first: {crashed[0]}",
-                                hint=f"read the job logs in {folder.parent if '%j' in str(folder) else folder}; "
-                                     "the environment of the jobs is probably broken")
+                                hint=f"read the job logs in {self.executor.folder}; the environment of the jobs is "
+                                     "probably broken")
         return [results[k] for k in keys]
 
     def _after_crash(self, group: list[UnitKey], msg: str) -> dict[UnitKey, UnitResult]:

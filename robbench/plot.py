@@ -8,7 +8,7 @@ Kinds:
 * ``tradeoff``: for each defense that appears with several settings of one parameter (PurSAMERE at
   three eps_pur values, read from the manifest's suite), clean and robust accuracy over that
   parameter, and robust vs clean accuracy as a curve (the papers' trade-off).
-* ``trace``: the attack's loss vs iteration (rows' ``loss_trace``, mean over samples with the
+* ``trace``: the attack's loss vs iteration (rows' ``loss_trace``, median over samples with the
   inter-quartile band), one panel per threat. The runner records the loss per iteration, not the
   accuracy, so only the loss is drawn.
 
@@ -87,8 +87,9 @@ def plot_eps(summary: pd.DataFrame, path: Path, title: str) -> Path | None:
     norms = [n for n in NORMS if n in set(attacked["norm"])]
     defenses = list(dict.fromkeys(attacked["defense"]))
     colors = dict(zip(defenses, _colors(len(defenses)), strict=True))
-    fig = Figure(figsize=(4.6 * len(norms) + 2.2, 4.0))
+    fig = Figure(figsize=(4.6 * len(norms), 4.2), layout="constrained")
     axes = fig.subplots(1, len(norms), squeeze=False)[0]
+    any_several = False
     for ax, norm in zip(axes, norms, strict=True):
         panel = attacked[attacked["norm"] == norm]
         for d in defenses:
@@ -96,22 +97,24 @@ def plot_eps(summary: pd.DataFrame, path: Path, title: str) -> Path | None:
             if rows.empty:
                 continue
             clean = measured[(measured["defense"] == d) & (measured["norm"] == "none")]
-            clean_acc = float(clean["accuracy"].iloc[0]) if len(clean) else None
             attacks = list(dict.fromkeys(rows["attack"]))
             several = len([a for a in attacks if a != WORST]) > 1
+            any_several |= several
             for attack in attacks:
                 g = rows[rows["attack"] == attack].sort_values("eps")
                 x, y = g["eps"].to_numpy(), 100 * g["accuracy"].to_numpy()
                 lo, hi = 100 * g["ci_low"].to_numpy(), 100 * g["ci_high"].to_numpy()
-                if clean_acc is not None:
-                    x, y = np.r_[0.0, x], np.r_[100 * clean_acc, y]
+                if len(clean):
+                    x, y = np.r_[0.0, x], np.r_[100 * clean["accuracy"].iloc[0], y]
                     lo, hi = np.r_[100 * clean["ci_low"].iloc[0], lo], np.r_[100 * clean["ci_high"].iloc[0], hi]
                 main = attack == WORST or not several
-                label = f"{d}" if main and not several else (f"{d}: worst case" if attack == WORST else f"{d}: {attack}")
-                ax.plot(x, y, marker="o" if main else ".", lw=2.2 if main else 1.0, ls="-" if main else "--",
-                        color=colors[d], alpha=1.0 if main else 0.7, label=label if ax is axes[0] else None)
+                ax.plot(x, y, marker="o" if main else ".", lw=2.2 if main else 0.9, ls="-" if main else "--",
+                        color=colors[d], alpha=1.0 if main else 0.6, label=d if main and ax is axes[0] else None)
                 if main:
                     ax.fill_between(x, lo, hi, color=colors[d], alpha=0.15, lw=0)
+                elif len(attacks) <= 5 and panel["defense"].nunique() <= 2:
+                    ax.annotate(attack, (x[-1], y[-1]), textcoords="offset points", xytext=(-3, 3), ha="right",
+                                fontsize="xx-small", color=colors[d], alpha=0.8)
         eps_values = sorted(set(panel["eps"]))
         ax.set_xticks([0.0, *eps_values])
         ax.set_xticklabels(["0", *[format_eps(e) for e in eps_values]], rotation=30 if len(eps_values) > 4 else 0)
@@ -121,7 +124,18 @@ def plot_eps(summary: pd.DataFrame, path: Path, title: str) -> Path | None:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("accuracy % (95% CI shaded)")
     fig.suptitle(f"{title}: robust accuracy vs budget")
-    fig.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize="small")
+    handles, labels = axes[0].get_legend_handles_labels()
+    for ax in axes[1:]:  # defenses attacked only at other norms
+        for h, lbl in zip(*ax.get_legend_handles_labels(), strict=True):
+            if lbl not in labels:
+                handles.append(h)
+                labels.append(lbl)
+    if any_several:
+        from matplotlib.lines import Line2D
+
+        handles += [Line2D([], [], color="grey", lw=2.2), Line2D([], [], color="grey", lw=0.9, ls="--")]
+        labels += ["worst case over attacks", "single attack"]
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(4, len(labels)), frameon=False, fontsize="small")
     return _save(fig, path)
 
 
@@ -222,7 +236,7 @@ def plot_tradeoff(summary: pd.DataFrame, group: Group, path: Path, title: str) -
     for (attack, norm, eps), g in attacked.groupby(["attack", "norm", "eps"], sort=False):
         curves.append((f"{'worst case' if attack == WORST else attack}, {threat_label(norm, format_eps(eps))}", series(g),
                        attack == WORST))
-    fig = Figure(figsize=(11.5, 4.2))
+    fig = Figure(figsize=(11.5, 4.6), layout="constrained")
     ax1, ax2 = fig.subplots(1, 2)
     colors = _colors(len(curves) + 1)
     ax1.errorbar(xs, clean[0], yerr=[clean[0] - clean[1], clean[2] - clean[0]], color="black", marker="s", lw=2,
@@ -245,24 +259,31 @@ def plot_tradeoff(summary: pd.DataFrame, group: Group, path: Path, title: str) -
     ax2.set_title("trade-off (labels: " + group.param + ")")
     ax2.grid(alpha=0.3)
     fig.suptitle(f"{title}: {group.name}, varying {group.param}")
-    fig.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize="small")
+    fig.legend(loc="outside lower center", ncol=min(4, len(curves) + 1), frameon=False, fontsize="small")
     return _save(fig, path)
 
 
 # ---- loss traces ---------------------------------------------------------------------------------
-def plot_trace(df: pd.DataFrame, path: Path, title: str, max_panels: int = 9) -> Path | None:
-    """Mean attack loss vs iteration (inter-quartile band), a panel per threat, a line per defense x attack."""
+def plot_trace(df: pd.DataFrame, path: Path, title: str, max_panels: int = 9,
+               cells: list[dict[str, Any]] | None = None) -> Path | None:
+    """Median attack loss vs iteration (inter-quartile band), a panel per threat, a line per defense x attack."""
     Figure = _mpl()
     has = df[df["loss_trace"].map(lambda t: t is not None and len(t) > 0)]
     if has.empty:
         return None
-    threats = list(dict.fromkeys(zip(has["norm"], has["eps"], strict=True)))[:max_panels]
+    order = {c["id"]: i for i, c in enumerate(cells or [])}
+    has = has.assign(_o=has["cell"].map(lambda c: order.get(c, 10**6))).sort_values(["_o", "sample_id"], kind="stable")
+    norm_rank = {n: i for i, n in enumerate(NORMS)}
+    threats = sorted(dict.fromkeys(zip(has["norm"], has["eps"], strict=True)), key=lambda t: (norm_rank.get(t[0], 9), t[1]))
+    threats = threats[:max_panels]
     cols = min(3, len(threats))
     nrows = math.ceil(len(threats) / cols)
-    fig = Figure(figsize=(4.4 * cols + 2.4, 3.4 * nrows))
+    fig = Figure(figsize=(4.4 * cols, 3.4 * nrows + 0.6), layout="constrained")
     axes = np.atleast_1d(fig.subplots(nrows, cols, squeeze=False)).ravel()
-    keys = list(dict.fromkeys(zip(has["defense"], has["attack"], strict=True)))
-    colors = dict(zip(keys, _colors(len(keys)), strict=True))
+    defenses = list(dict.fromkeys(has["defense"]))
+    attacks = list(dict.fromkeys(has["attack"]))
+    colors = dict(zip(defenses, _colors(len(defenses)), strict=True))
+    styles = ["-", "--", ":", "-."]
     labelled: set[tuple[str, str]] = set()
     for ax, (norm, eps) in zip(axes, threats, strict=False):
         panel = has[(has["norm"] == norm) & (has["eps"] == eps)]
@@ -273,17 +294,18 @@ def plot_trace(df: pd.DataFrame, path: Path, title: str, max_panels: int = 9) ->
             q1, q3 = np.nanpercentile(arr, [25, 75], axis=0)
             label = None if (d, a) in labelled else f"{d}: {a}"
             labelled.add((d, a))
-            ax.plot(it, np.nanmean(arr, axis=0), color=colors[(d, a)], lw=1.6, label=label)
-            ax.fill_between(it, q1, q3, color=colors[(d, a)], alpha=0.15, lw=0)
+            ls = styles[attacks.index(a) % len(styles)]
+            ax.plot(it, np.nanmedian(arr, axis=0), color=colors[d], ls=ls, lw=1.6, label=label)
+            ax.fill_between(it, q1, q3, color=colors[d], alpha=0.12, lw=0)
         ax.set_title(threat_label(norm, format_eps(eps)))
         ax.set_xlabel("iteration")
-        ax.set_ylabel("attack loss (mean, IQR)")
+        ax.set_ylabel("attack loss (median, IQR)")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
     for ax in axes[len(threats):]:
         ax.set_visible(False)
     fig.suptitle(f"{title}: attack loss per iteration")
-    fig.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize="small")
-    fig.tight_layout()
+    fig.legend(loc="outside lower center", ncol=min(4, len(labelled)), frameon=False, fontsize="small")
     return _save(fig, path)
 
 
@@ -318,7 +340,7 @@ def plot_results(results_dir: str | Path, *, out: str | Path | None = None, kind
             reasons["tradeoff"] = ("no defense appears with several settings of one parameter (e.g. pursamere at "
                                    "three eps_pur values)" + (f"; {'; '.join(why)}" if why else ""))
     if "trace" in wanted:
-        p = plot_trace(loaded.rows, folder / "loss_trace.png", title)
+        p = plot_trace(loaded.rows, folder / "loss_trace.png", title, cells=loaded.manifest.get("cells"))
         if p:
             res.paths.append(p)
         else:

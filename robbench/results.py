@@ -66,6 +66,8 @@ SCHEMA = pa.schema([
     ("peak_mem_mb", pa.float64()),
     ("loss_trace", pa.list_(pa.float32())),
     ("error", pa.string()),
+    #: cascade (robbench.cascade): the attack id that broke this sample earlier; null when attacked
+    ("broken_by", pa.string()),
 ])
 
 COLUMNS = [f.name for f in SCHEMA]

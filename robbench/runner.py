@@ -63,6 +63,8 @@ class Cell:
     draws: int
     randomness: str
     defense_hash: str
+    #: the EoT the suite asked for, when it was forced to 1 (recorded in the manifest)
+    eot_requested: int | None = None
 
     @property
     def label(self) -> str:
@@ -76,6 +78,7 @@ class Cell:
             "randomness": self.randomness, "eot": self.eot, "draws": self.draws, "stochastic": self.stochastic,
             "norm": self.threat.norm if self.threat else "none", "eps": self.threat.eps if self.threat else 0.0,
             "threat": self.threat.id if self.threat else "none", "label": self.label,
+            **({"eot_requested": self.eot_requested} if self.eot_requested is not None else {}),
         }
 
 
@@ -116,7 +119,15 @@ class Plan:
             self.sample_positions = list(range(suite.data.offset, suite.data.offset + count))
         self.classifier_identity = model_identity(suite.classifier) if suite.classifier else None
         self.data_identity = {"dataset": suite.data.dataset, "split": suite.data.split}
+        #: warnings about the suite found while planning (EoT forced to 1, ...): `robbench validate`
+        #: prints them, the manifest records them
+        self.notes: list[str] = []
         self.cells = self._cells()
+        self.cascade = None
+        if suite.evaluation.cascade:
+            from robbench.cascade import Cascade
+
+            self.cascade = Cascade(self.cells, suite.evaluation.scoring)
 
     def _cells(self) -> list[Cell]:
         s = self.suite
@@ -139,20 +150,31 @@ class Plan:
                 else:
                     threats = [t for t in s.threat_models() if a.norms is None or t.norm in a.norms]
                 randomness = a.randomness if stochastic else "none"
-                eot = a.eot if (stochastic and a.randomness == "fresh" and acls.uses_gradients) else 1
-                if a.eot > 1 and eot == 1:
-                    warnings.warn(f"attack {a.id}: EoT({a.eot}) on deterministic defense {d.display!r} is pointless; k forced to 1 (recorded)", stacklevel=2)
+                eot, why = a.eot, None
+                if a.eot > 1:
+                    why = (f"defense {d.display!r} is deterministic" if not stochastic
+                           else "randomness det fixes the defense's draws" if a.randomness == "det"
+                           else f"attack {a.name!r} is gradient-free" if not acls.uses_gradients
+                           else "gradient classifier bypasses the defense's randomness" if a.gradient == "classifier"
+                           else "a transfer attack takes gradients from its surrogate" if a.surrogate is not None
+                           else None)
+                    eot = 1 if why else a.eot
+                if why:
+                    note = f"attack {a.id}: EoT({a.eot}) is pointless on defense {d.display!r} ({why}); k forced to 1 (recorded)"
+                    self.notes.append(note)
+                    warnings.warn(note, stacklevel=2)
                 draws = s.evaluation.draws if (stochastic and randomness == "fresh") else 1
                 surrogate = model_identity(a.surrogate) if a.surrogate else None
                 for t in threats:
                     ident = {
-                        "defense": dhash, "attack": aid, "gradient": a.gradient if acls.uses_gradients else "none",
+                        "defense": dhash, "attack": aid, "attack_id": a.id, "gradient": a.gradient if acls.uses_gradients else "none",
                         "randomness": randomness, "eot": eot, "draws": draws, "surrogate": surrogate,
                         "threat": [t.norm, t.eps] if t else None,
                     }
                     if s.evaluation.generative_precision != "fp32":
                         ident["generative_precision"] = s.evaluation.generative_precision
-                    cells.append(Cell(stable_hash(ident), d, a, t, stochastic, eot, draws, randomness, dhash))
+                    cells.append(Cell(stable_hash(ident), d, a, t, stochastic, eot, draws, randomness, dhash,
+                                      a.eot if why else None))
         return cells
 
     def manifest(self, device: torch.device, batch_size: int, out: Path) -> dict[str, Any]:
@@ -171,6 +193,7 @@ class Plan:
             "out": str(out),
             "command": " ".join(sys.argv),
             "rerun": f"robbench run {self.suite.name}.yaml --out {out}",
+            "notes": list(self.notes),
         }
 
 
@@ -261,14 +284,24 @@ class Executor:
         attack: Attack = acls(parse_params(acls.Params, cell.attack.params, f"attack {cell.attack.id}"))
         rows: list[dict[str, Any]] = []
         data = self.data
-        for start in range(0, len(unit.indices), self.batch_size):
-            idx = unit.indices[start : start + self.batch_size]
+        todo, skipped = unit.indices, {}
+        if self.plan.cascade is not None:  # attack only the points still robust (robbench.cascade)
+            from robbench.cascade import split_unit
+
+            todo, skipped = split_unit(self.plan.cascade, self.results, cell, unit.indices, data.ids, suite.seed)
+            if skipped and progress is not None:
+                progress(len(skipped))
+        for start in range(0, len(todo), self.batch_size):
+            idx = todo[start : start + self.batch_size]
             x = data.x[idx].to(self.device)
             y = data.y[idx].to(self.device)
             ids = [data.ids[i] for i in idx]
             rows.extend(self._run_batch(cell, defense, attack, x, y, ids, idx))
             if progress is not None:
                 progress(len(idx))
+        if skipped:
+            by_id = {r["sample_id"]: r for r in rows} | {r["sample_id"]: r for r in skipped.values()}
+            rows = [by_id[data.ids[i]] for i in unit.indices]
         first = self.plan.sample_positions[unit.indices[0]]
         name = f"{first:08d}-{stable_hash([rows[i]['sample_id'] for i in range(len(rows))], 8)}"
         self.results.write_shard(cell.id, name, rows)
@@ -294,7 +327,9 @@ class Executor:
                         rng=attack_def_rng, eot=cell.eot, surrogate=self.surrogate(cell.attack))
         evals0 = defense.evals
         attack_rng = SampleRNG.for_samples(ids, suite.seed, cell.id, "attack", device=self.device)
+        attack.last_evals = None
         x_adv = attack.run(target, x, y, cell.threat, rng=attack_rng).detach()
+        fwd, bwd = attack.last_evals if attack.last_evals is not None else ([target.forwards] * b, [target.backwards] * b)
         model_evals = (defense.evals - evals0) / b
         if cell.threat is not None:
             in_ball = cell.threat.contains(x_adv, x)
@@ -331,7 +366,7 @@ class Executor:
                 "adv_pred": int(adv_preds[0, i]), "adv_correct": bool(ac[0]),
                 "adv_correct_draws": [bool(v) for v in ac.tolist()],
                 "pert_norm": float(norms[i]), "pert_linf": float(linf[i]), "in_ball": bool(in_ball[i]),
-                "forward_evals": target.forwards, "backward_evals": target.backwards, "model_evals": model_evals,
+                "forward_evals": int(fwd[i]), "backward_evals": int(bwd[i]), "model_evals": model_evals,
                 "seconds": seconds, "peak_mem_mb": peak,
                 "loss_trace": trace[:, i].float().tolist() if trace is not None else None,
                 "error": err,
@@ -339,13 +374,13 @@ class Executor:
         return rows
 
     def _check_det(self, defense: Defense, cell: Cell, x: Tensor, rng: SampleRNG | None) -> None:
-        """det mode: two forwards with the attacker-known seeds must agree exactly."""
+        """det mode: two forwards (purifier and classifier) with the attacker-known seeds must agree exactly."""
         assert rng is not None
         with torch.no_grad():
             rng.reset()
-            a = defense.purify(x, rng=rng)
+            a = defense(x, rng)
             rng.reset()
-            b = defense.purify(x, rng=rng)
+            b = defense(x, rng)
         if not torch.equal(a, b):
             raise RobbenchError(
                 f"cell {cell.label}: defense {cell.defense.display!r} is not deterministic with its seeds fixed "
@@ -397,7 +432,7 @@ def run_suite(suite_path: str | Path, *, out: str | Path | None = None, device: 
               batch_size: int | None = None, fresh: bool = False, data_dir: str | None = None,
               zoo_dir: str | None = None, shard_size: int | None = None, quiet: bool = False,
               threads: int | None = None, deterministic: bool = False, execution: Any = None,
-              **exec_kwargs: Any) -> RunReport:
+              checks: bool = True, **exec_kwargs: Any) -> RunReport:
     """Run a suite; resumes by default (finished rows are skipped). Returns a :class:`RunReport`.
 
     ``deterministic`` turns on torch's deterministic algorithms for this run (recorded in the
@@ -406,6 +441,9 @@ def run_suite(suite_path: str | Path, *, out: str | Path | None = None, device: 
     ``execution`` (an :class:`robbench.executors.ExecOptions` or a dict) and ``exec_kwargs`` (its
     fields: ``executor``, ``workers``, ``shards``, ``cluster``, Slurm options, ``max_retries``,
     ``compile``, ``channels_last``) choose where the units run; see :mod:`robbench.executors`.
+
+    ``checks`` runs :mod:`robbench.checks` after the units and records them in ``manifest["checks"]``
+    (the compute checks only with the local executor; with others, the row checks alone).
     """
     from robbench.executors import clear_failed, exec_options, execute
 
@@ -453,6 +491,10 @@ def run_suite(suite_path: str | Path, *, out: str | Path | None = None, device: 
                                      {c.id: c.label for c in plan.cells})
         ex.failures[:] = list(dict.fromkeys(ex.failures + faults))
         manifest.update(warnings=warns, checkpoints=checkpoint_hashes(plan.suite, plan.zoo_dir))
+        if checks:
+            from robbench.checks import run_checks
+
+            manifest["checks"] = run_checks(plan, ex, compute=opts.executor == "local")
         manifest.update(status="complete" if not ex.failures else "failed", failures=ex.failures,
                         finished=datetime.now(timezone.utc).isoformat(),
                         seconds=round(time.perf_counter() - start, 2))

@@ -328,7 +328,11 @@ def check_suite(suite: Suite, *, data_dir: str | None = None, check_models: bool
     for i, a in enumerate(suite.attacks):
         cls = _get(registry.attacks, a.name, f"suite.attacks.{i}.name")
         params = parse_params(cls.Params, a.params, f"suite.attacks.{i}.params")
-        cls.check_params(params, ctx)
+        _field(lambda: cls.check_params(params, ctx), f"suite.attacks.{i} ({a.id})")
+        if a.eot > 1 and not getattr(cls, "supports_eot", True):
+            raise SuiteError(f"suite.attacks.{i}.eot: attack {a.name!r} does not take its gradients from robbench's "
+                             f"EoT (it calls the defense itself), so eot: {a.eot} cannot apply",
+                             hint="remove `eot:`; for AutoAttack use version: rand or its eot_iter parameter")
         for n in a.norms or []:
             if n not in NORMS:
                 raise SuiteError(f"suite.attacks.{i}.norms: unknown norm {n!r}; use {list(NORMS)}")

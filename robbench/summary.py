@@ -84,8 +84,10 @@ def _eps_key(eps: Any) -> float | None:
 
 
 def _source_text(src: dict[str, Any] | None) -> str:
+    """``paper, table (note)``: shown as a numbered footnote beside the reported number."""
     src = src or {}
-    return ", ".join(str(v) for v in (src.get("paper"), src.get("table")) if v)
+    text = ", ".join(str(v) for v in (src.get("paper"), src.get("table")) if v)
+    return f"{text} ({src['note']})" if src.get("note") else text
 
 
 def reported_entries(manifest: dict[str, Any]) -> list[dict[str, Any]]:

@@ -74,21 +74,40 @@ class Target:
         eot_chunk: int = 4096,
         eot_batched: bool = True,
         surrogate: nn.Module | None = None,
+        checkpoint: bool = True,
     ) -> None:
         self.defense = defense
         self.gradient = gradient
         self.randomness = randomness
         self.stochastic = bool(defense.stochastic) and rng is not None
         self.rng = rng
-        self.eot = eot if self.stochastic and randomness == "fresh" and gradient in ("full", "bpda", "custom") else 1
+        self.eot = (eot if self.stochastic and randomness == "fresh" and gradient in ("full", "bpda", "custom")
+                    and surrogate is None else 1)
         self.eot_chunk = max(1, eot_chunk)
         self.eot_batched = eot_batched
         self.surrogate = surrogate
         self._eot_rng = rng.repeat(self.eot, tag="eot") if (rng is not None and self.eot > 1) else None
         self.forwards = 0  # per-sample forward passes through the attacked model
         self.backwards = 0  # per-sample backward passes
+        self.checkpoint = checkpoint
         if gradient == "full":
-            defense.grad_checkpointing(True)
+            defense.grad_checkpointing(checkpoint)
+
+    def select(self, index: list[int]) -> Target:
+        """The same target restricted to some samples of the batch (their own streams, fresh counters).
+
+        Third-party attacks run per sample through this, so each sample keeps its identity (its
+        random streams, its ``det`` seeds and its cost counters) whatever subsets the library forms.
+        """
+        sub = Target.__new__(Target)
+        sub.__dict__.update(self.__dict__)
+        sub.rng = self.rng.select(index) if self.rng is not None else None
+        if self._eot_rng is not None:
+            b = len(self.rng) if self.rng is not None else 0
+            sub._eot_rng = self._eot_rng.select([j * b + i for j in range(self.eot) for i in index])
+        sub.forwards = 0
+        sub.backwards = 0
+        return sub
 
     @property
     def deterministic(self) -> bool:
@@ -175,19 +194,38 @@ class Target:
 
 
 class _TargetModule(nn.Module):
+    """``nn.Module`` view of a :class:`Target`: one draw per call, forward and backward passes counted.
+
+    Randomness of a stochastic defense: when a call passes as many images as the target has samples,
+    they are taken to be those samples in order and use their own streams (``det``: rewound at every
+    call, i.e. the judge's draw; ``fresh``: continued, a new draw per call). A call with another
+    batch size (a library attacking a subset) cannot know which samples it holds and draws from
+    batch-position streams derived from the target's seeds and the call count (``det``: the same for
+    every call of that size). Run third-party attacks per sample (``Target.select``) to keep the exact
+    semantics. The defense is a submodule, so ``next(module.parameters())`` gives its device.
+    """
+
     def __init__(self, target: Target) -> None:
         super().__init__()
         self.target = target
+        self.defense = target.defense
         self._calls = 0
 
     def forward(self, x: Tensor) -> Tensor:
         t = self.target
         rng = None
-        if t.rng is not None and t.defense.stochastic:
-            # batch-position streams: third-party attacks pass arbitrary subsets, so sample identity
-            # is unknown here; det re-uses the same seeds, fresh derives new ones per call
-            tag = "as_module" if t.randomness == "det" else f"as_module-{self._calls}"
-            rng = SampleRNG([derive_seed(t.rng.seeds[0], tag, i) for i in range(x.shape[0])], device=x.device)
+        if t.rng is not None and t.defense.stochastic and t.gradient != "classifier" and t.surrogate is None:
+            if x.shape[0] == len(t.rng):
+                rng = t.rng
+            else:
+                tag = ("as_module", x.shape[0]) if t.randomness == "det" else ("as_module", self._calls)
+                rng = SampleRNG([derive_seed(*t.rng.seeds, *tag, i) for i in range(x.shape[0])], device=x.device)
         self._calls += 1
         t.forwards += 1
-        return t._logits(x, rng)
+        logits = t._logits(x, rng)
+        if logits.requires_grad:
+            logits.register_hook(self._count_backward)
+        return logits
+
+    def _count_backward(self, grad: Tensor) -> None:
+        self.target.backwards += 1

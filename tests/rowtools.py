@@ -12,6 +12,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from robbench.results import SCHEMA
 from tests.conftest import cli_cmd, cli_env
 
 #: columns that measure time or memory and legitimately differ between two runs
@@ -26,7 +27,7 @@ def shard_files(out: Path) -> list[Path]:
 
 def raw_rows(out: Path) -> list[dict[str, Any]]:
     """All rows of all shards as plain Python values, read file by file with no deduplication."""
-    tables = [pq.read_table(p) for p in shard_files(out)]
+    tables = [pq.read_table(p, schema=SCHEMA) for p in shard_files(out)]  # columns added later read as null
     return pa.concat_tables(tables).to_pylist() if tables else []
 
 

@@ -12,14 +12,16 @@ from typing import Any
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
+from robbench.cli import app
 from tests.conftest import base_suite
-from tests.rowtools import assert_same_rows, keys, output, raw_rows, run_cli, shard_files, sigkill, start, wait_for
+from tests.rowtools import assert_same_rows, keys, raw_rows, run_cli, shard_files, sigkill, start, wait_for
 
-N, SHARD = 24, 4
-# slow enough to be killed mid-attack (each 4-sample PGD shard takes ~0.5 s here), still a few seconds
+N, SHARD = 16, 4
+# slow enough to be killed mid-attack (a 4-sample PGD shard takes ~0.3 s of CPU), fast enough to run often
 SUITE = base_suite(name="kill", data={"dataset": "digits", "split": "test", "n_samples": N},
-                   attacks=[{"id": "clean", "name": "clean"}, {"id": "PGD", "name": "pgd", "params": {"steps": 300}}],
+                   attacks=[{"id": "clean", "name": "clean"}, {"id": "PGD", "name": "pgd", "params": {"steps": 200}}],
                    evaluation={"batch_size": 2})
 ARGS = ["--quiet", "--table", "none", "--threads", "1", "--shard-size", str(SHARD)]
 TOTAL_SHARDS = 2 * N // SHARD
@@ -59,7 +61,7 @@ def _temp_files(out: Path) -> list[Path]:
     return sorted((out / "rows").glob("*/.*.tmp")) if (out / "rows").is_dir() else []
 
 
-def _resume(workdir: Path, out: Path, log: str) -> str:
+def _resume(workdir: Path, out: Path) -> str:
     res = run_cli(_run_args(workdir / "suite.yaml", out), workdir)
     assert res.returncode == 0, res.stderr
     assert json.loads((out / "manifest.json").read_text())["status"] == "complete"
@@ -70,7 +72,7 @@ def test_sigkill_during_attacks_then_resume_gives_identical_rows(workdir: Path, 
     out = workdir / "attack-kill"
     suite = workdir / "suite.yaml"
     stored_at_kill = []
-    for k, min_pgd_shards in enumerate((1, 4)):
+    for k, min_pgd_shards in enumerate((1, 3)):
         proc = start(_run_args(suite, out), workdir, f"attack-{k}")
         wait_for(proc, "the manifest", lambda: (out / "manifest.json").is_file())
         cell = _pgd_cell(out)
@@ -80,7 +82,7 @@ def test_sigkill_during_attacks_then_resume_gives_identical_rows(workdir: Path, 
         stored_at_kill.append(_n_shards(out))
         assert json.loads((out / "manifest.json").read_text())["status"] == "running"  # it really died mid-run
     assert stored_at_kill[0] < stored_at_kill[1] < TOTAL_SHARDS, stored_at_kill
-    log = _resume(workdir, out, "attack-resume")
+    log = _resume(workdir, out)
     done_before = stored_at_kill[-1] * SHARD
     assert f"{2 * N - done_before} rows computed, {done_before} already stored" in log
     assert_same_rows(out, reference)
@@ -92,14 +94,14 @@ def test_sigkill_inside_a_shard_write_then_resume(workdir: Path, reference: list
     out = workdir / "write-kill"
     # the 2nd shard of whichever cell comes first sleeps 60 s after fsync, before its rename
     proc = start(_run_args(workdir / "suite.yaml", out), workdir, "write", ROBBENCH_TEST_SLOW_WRITE="60:00000004-*")
-    wait_for(proc, "a shard's temp file", lambda: bool(_temp_files(out)))
+    wait_for(proc, "the slow shard's temp file", lambda: any(p.name.startswith(".00000004-") for p in _temp_files(out)))
     sigkill(proc)
     tmp = _temp_files(out)
     assert len(tmp) == 1 and tmp[0].stat().st_size > 0, tmp  # written in full, never renamed
     target = tmp[0].parent / tmp[0].name[1:].rsplit(".", 2)[0]
     assert target.name.startswith("00000004-") and not target.exists()
     assert _n_shards(out) == 1  # only the first shard made it
-    _resume(workdir, out, "write-resume")
+    _resume(workdir, out)
     assert not _temp_files(out), "the resumed run removes stale temp files"
     assert target.exists()
     assert_same_rows(out, reference)
@@ -112,11 +114,11 @@ def test_torn_shards_are_detected_quarantined_and_redone(workdir: Path, referenc
     half, empty = shards[1], shards[-1]
     half.write_bytes(half.read_bytes()[: half.stat().st_size // 2])  # torn by an outside copy / a crash
     empty.write_bytes(b"")
-    table = run_cli(["table", str(out)], workdir)
-    assert table.returncode == 2 and "is corrupt" in table.stderr and "robbench run" in table.stderr, table.stderr
-    log = _resume(workdir, out, "torn-resume")
+    table = CliRunner().invoke(app, ["table", str(out)])
+    assert table.exit_code == 2 and "is corrupt" in table.output and "robbench run" in table.output, table.output
+    log = _resume(workdir, out)
     assert f"{2 * SHARD} rows computed, {2 * N - 2 * SHARD} already stored" in log
     corrupt = sorted(p.name for p in (out / "rows" / ".corrupt").iterdir())
     assert corrupt == sorted(f"{p.parent.name}--{p.name}" for p in (half, empty))
     assert_same_rows(out, reference)
-    assert run_cli(["table", str(out), "--format", "csv"], workdir).returncode == 0
+    assert CliRunner().invoke(app, ["table", str(out), "--format", "csv"]).exit_code == 0

@@ -26,10 +26,16 @@ class Attack(Component):
     threat_free: ClassVar[bool] = False
     #: False for gradient-free attacks (the gradient mode is then irrelevant)
     uses_gradients: ClassVar[bool] = True
+    #: False for attacks that do not take their gradients from ``Target.loss_grad`` (third-party
+    #: libraries on ``Target.as_module()``): the suite's ``eot:`` cannot apply to them
+    supports_eot: ClassVar[bool] = True
 
     def __init__(self, params: Params) -> None:
         self.params = params
         self.last_trace: Tensor | None = None
+        #: per-sample (forward, backward) pass counts of the last ``run``, each (B,); ``None`` means
+        #: the target's batch counters apply to every sample
+        self.last_evals: tuple[Tensor, Tensor] | None = None
 
     def run(self, target: Target, x: Tensor, y: Tensor, threat: ThreatModel | None, *, rng: SampleRNG) -> Tensor:
         raise NotImplementedError

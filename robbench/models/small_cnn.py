@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from torch import Tensor, nn
 
 from robbench.models.base import Normalize
@@ -14,6 +16,8 @@ class SmallCNN(nn.Module):
     normalisation inside the model (0.5 / 0.5). Takes pixels in [0, 1]. No dropout, no batch norm,
     so its output is a deterministic function of the input in train and eval mode alike.
     """
+
+    example_config: ClassVar[dict[str, Any]] = {"in_channels": 1, "width": 4}
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10, width: int = 32,
                  mean: float = 0.5, std: float = 0.5) -> None:

@@ -48,14 +48,14 @@ def train_recipe(recipe: Recipe, *, zoo_dir: str | Path | None = None, quiet: bo
     init_weights(model, generator(derive_seed(recipe.seed, "init", recipe.name)))
     steps = int(recipe.train.get("steps", 1000))
     prog, task = _progress_bar(f"zoo train {recipe.name}", steps)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     with prog if not quiet else _Null():
         metrics = TRAINERS[recipe.trainer](
             model, recipe, train, test,
             progress=lambda step, loss: prog.update(task, completed=step, loss=loss),
             zoo_dir=zoo_dir, data_dir=data_dir, dataset=ds, checkpoint_every=checkpoint_every,
         )
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     from robbench import __version__
 
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -66,13 +66,25 @@ def train_recipe(recipe: Recipe, *, zoo_dir: str | Path | None = None, quiet: bo
         "name": recipe.name, "recipe_hash": recipe.hash, "arch": recipe.arch, "config": recipe.config,
         "dataset": recipe.dataset, "trainer": recipe.trainer, "train": recipe.train, "seed": recipe.seed,
         "steps": steps, "metrics": metrics, "train_seconds": round(seconds, 2), "robbench_version": __version__,
-        "command": f"robbench zoo train {recipe.name}",
+        "train_cpu_seconds": round(cpu_seconds, 2), "torch_threads": torch.get_num_threads(),
+        "torch_version": torch.__version__, "command": _command(recipe),
     }
     saved = ZooStore(zoo_dir).save(recipe.key, state, manifest)
     from robbench.zoo.loop import Checkpointer
 
     Checkpointer(recipe, zoo_dir, steps).finish()
     return saved
+
+
+def _command(recipe: Recipe) -> str:
+    """The ``robbench zoo train`` command line that reproduces ``recipe`` (with its overrides)."""
+    cmd = f"robbench zoo train {recipe.name}"
+    base = recipes().get(recipe.name)
+    if base is not None and recipe.dataset != base.dataset:
+        cmd += f" --dataset {recipe.dataset}"
+    if base is not None and recipe.train.get("steps") != base.train.get("steps"):
+        cmd += f" --steps {recipe.train.get('steps')}"
+    return cmd
 
 
 class _Null:
