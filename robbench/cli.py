@@ -238,6 +238,31 @@ def ls(kind: Optional[str] = typer.Argument(None, help="defenses | attacks | mod
             out.print(f"  {name:<22} {desc}", highlight=False)
 
 
+@app.command()
+def doctor(zoo_dir: Optional[str] = typer.Option(None, "--zoo-dir", help="model cache to inspect"),
+           data_dir: Optional[str] = typer.Option(None, "--data-dir", help="folder with the data set files"),
+           verify: bool = typer.Option(True, "--verify/--no-verify", help="recheck the sha256 of every zoo checkpoint"),
+           as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
+    """Check this installation: versions, device, data sets, zoo (with hashes), extras, plugins."""
+    import json
+
+    from robbench.doctor import SECTIONS, diagnose
+
+    findings = diagnose(zoo_dir=zoo_dir, data_dir=data_dir, verify=verify)
+    if as_json:
+        sys.stdout.write(json.dumps([f.as_dict() for f in findings], indent=2) + "\n")
+        return
+    from rich.markup import escape
+
+    marks = {"ok": "[green]ok[/]     ", "missing": "[yellow]missing[/]", "bad": "[red]BAD[/]    ", "info": "[dim]info[/]   "}
+    for section in SECTIONS:
+        out.print(f"[bold]{section}[/]")
+        for f in (f for f in findings if f.section == section):
+            out.print(f"  {marks[f.status]} {escape(f.name):<24} {escape(f.detail)}", highlight=False, soft_wrap=True)
+            if f.fix and f.status != "ok":
+                out.print(f"  {'':<7} {'':<24} [bold]fix:[/] {escape(f.fix)}", highlight=False, soft_wrap=True)
+
+
 @zoo_app.command("train")
 def zoo_train(name: str = typer.Argument(..., help="zoo recipe name (robbench zoo ls --recipes)"),
               dataset: Optional[str] = typer.Option(None, help="override the recipe's data set"),
@@ -297,6 +322,24 @@ def zoo_verify(zoo_dir: Optional[str] = typer.Option(None, "--zoo-dir")) -> None
         err.print(f"[bold red]error:[/] {bad} checkpoint(s) failed verification", highlight=False)
         err.print("  [bold]fix:[/] delete them and retrain with `robbench zoo train NAME`", highlight=False)
         raise typer.Exit(2)
+
+
+@zoo_app.command("check")
+def zoo_check(arch: str = typer.Argument(..., help="architecture (robbench ls models)"),
+              checkpoint: Path = typer.Argument(..., help="local checkpoint file"),
+              fmt: str = typer.Option("state_dict", "--format", help="state_dict | ncsnv2 | robustbench"),
+              sha256: Optional[str] = typer.Option(None, "--sha256", help="expected sha256 of the file"),
+              config: Optional[str] = typer.Option(None, "--config", help="architecture config as JSON")) -> None:
+    """Load a local checkpoint into an architecture (weights-only, hash-checked); exit 2 when it does not fit."""
+    from robbench.zoo import check_checkpoint
+
+    try:
+        info = check_checkpoint(arch, checkpoint, fmt=fmt, sha256=sha256, config=config)
+    except RobbenchError as exc:
+        _fail(exc)
+        return
+    out.print(f"ok: {checkpoint} loads into {arch} ({info['parameters']:,} parameters, sha256 {info['sha256'][:16]}...)",
+              highlight=False)
 
 
 def main() -> None:

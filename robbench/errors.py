@@ -32,9 +32,13 @@ class RegistryError(RobbenchError):
 class DataError(RobbenchError):
     """A data set is missing or unreadable."""
 
+    fatal = True  # shared by every unit of a run: stop at once with this message (exit 2)
+
 
 class CheckpointError(RobbenchError):
     """A checkpoint is missing, fails its hash, or does not match its architecture."""
+
+    fatal = True  # shared by every unit of a run: stop at once with this message (exit 2)
 
 
 class ResultsError(RobbenchError):
@@ -49,6 +53,8 @@ class DiskFullError(ResultsError):
 
 class DeviceError(RobbenchError):
     """A device was requested that this machine does not have."""
+
+    fatal = True  # shared by every unit of a run: stop at once with this message (exit 2)
 
 
 class AttackContainmentError(RobbenchError):

@@ -364,6 +364,8 @@ class ProcessPool:
         self.n = workers
         self.ctx = multiprocessing.get_context("spawn")
         self.workers: list[_Worker] = []
+        self.answered = 0  # results received from workers
+        self.deaths = 0
 
     def _start(self) -> _Worker:
         parent, child = self.ctx.Pipe()
@@ -397,12 +399,19 @@ class ProcessPool:
                     except (EOFError, OSError):
                         res = None
                 if res is not None:
+                    self.answered += 1
                     results[res.key] = res
                     progress.advance(len(res.key[1]))
                     busy.remove(w)
                     idle.append(w)
                 elif not w.proc.is_alive():
                     assert w.key is not None
+                    self.deaths += 1
+                    if self.answered == 0 and self.deaths >= 2 * self.n:
+                        raise ExecutorError(
+                            f"{self.deaths} worker processes died before answering once (exit code {w.proc.exitcode})",
+                            hint="run with --workers 1 to see the error; from a script, start the run under "
+                                 "`if __name__ == '__main__':` (workers are spawned and import the main module)")
                     results[w.key] = UnitResult(w.key, error=f"worker process died (exit code {w.proc.exitcode})")
                     busy.remove(w)
                     w.conn.close()

@@ -109,10 +109,18 @@ def checkpoint_hashes(suite: Any, zoo_dir: str | None) -> dict[str, str | None]:
     return out
 
 
-def rerun_command(out: Path, *, data_dir: str | None, zoo_dir: str | None, device: str,
-                  deterministic: bool) -> str:
-    """The command that recomputes these rows from the results directory alone."""
+def rerun_command(out: Path, *, data_dir: str | None, zoo_dir: str | None, device: str, deterministic: bool,
+                  batch_size: int | None = None, threads: int | None = None) -> str:
+    """The command that recomputes these rows from the results directory alone.
+
+    Batch size and threads do not change rows beyond float round-off in the diagnostic columns
+    (BLAS kernels block by batch); they are repeated so that a rerun matches bit for bit.
+    """
     args = ["robbench", "run", str(out / "suite.yaml"), "--out", "NEW_OUT"]
+    if batch_size:
+        args += ["--batch-size", str(batch_size)]
+    if threads:
+        args += ["--threads", str(threads)]
     if data_dir:
         args += ["--data-dir", str(Path(data_dir).expanduser().resolve())]
     if zoo_dir:
@@ -125,7 +133,7 @@ def rerun_command(out: Path, *, data_dir: str | None, zoo_dir: str | None, devic
 
 
 def run_record(plan: Any, out: Path, *, device: str, deterministic: bool, shard_size: int,
-               threads: int | None) -> dict[str, Any]:
+               threads: int | None, batch_size: int | None = None) -> dict[str, Any]:
     """Manifest fields that make a run reproducible beyond what :meth:`Plan.manifest` records."""
     import sys
 
@@ -143,5 +151,5 @@ def run_record(plan: Any, out: Path, *, device: str, deterministic: bool, shard_
         "command": shlex.join(sys.argv),
         "checkpoints": checkpoint_hashes(plan.suite, plan.zoo_dir),
         "rerun": rerun_command(out, data_dir=plan.data_dir, zoo_dir=plan.zoo_dir, device=device,
-                               deterministic=deterministic),
+                               deterministic=deterministic, batch_size=batch_size, threads=threads),
     }

@@ -342,33 +342,39 @@ class Executor:
         image_finite = torch.isfinite(x_adv.flatten(1)).all(1)
         clean_preds, clean_finite = self.judge(defense, cell, x, ids)
         adv_preds, adv_finite = self.judge(defense, cell, torch.where(in_ball.view(-1, 1, 1, 1), x_adv, x), ids)
+        trace = attack.last_trace
+        # a few whole-batch device->host copies instead of per-sample reads (each a GPU sync); they
+        # also wait for the device, so `seconds` covers the GPU work
+        yl, ib, nl, ll = y.tolist(), in_ball.tolist(), norms.tolist(), linf.tolist()
+        imf, cf, af = image_finite.tolist(), clean_finite.tolist(), adv_finite.tolist()
+        cp, ap = clean_preds.T.tolist(), adv_preds.T.tolist()  # (B, draws)
+        tr = trace.float().T.tolist() if trace is not None else None
+        fwd = fwd.tolist() if isinstance(fwd, Tensor) else fwd
+        bwd = bwd.tolist() if isinstance(bwd, Tensor) else bwd
         seconds = (time.perf_counter() - t0) / b
         peak = torch.cuda.max_memory_allocated(self.device) / 2**20 if self.device.type == "cuda" else None
-        trace = attack.last_trace
         rows = []
         for i in range(b):
             err = row_error(attack=cell.attack.id, defense=cell.defense.display,
-                            threat=cell.threat.label if cell.threat else None, image_finite=bool(image_finite[i]),
-                            in_ball=bool(in_ball[i]), clean_logits_finite=bool(clean_finite[i]),
-                            adv_logits_finite=bool(adv_finite[i]), norm=float(norms[i]))
-            cc = (clean_preds[:, i] == y[i]) & clean_finite[i]
-            ac = (adv_preds[:, i] == y[i]) & adv_finite[i] & in_ball[i]
+                            threat=cell.threat.label if cell.threat else None, image_finite=imf[i],
+                            in_ball=ib[i], clean_logits_finite=cf[i], adv_logits_finite=af[i], norm=nl[i])
+            cc = [p == yl[i] and cf[i] for p in cp[i]]
+            # robust only where the defense's logits were finite on both inputs (a flagged row never counts)
+            ac = [p == yl[i] and af[i] and cf[i] and ib[i] for p in ap[i]]
             rows.append({
                 "cell": cell.id, "sample_id": ids[i], "sample_index": self.plan.sample_positions[idx[i]],
-                "label": int(y[i]), "defense": cell.defense.display, "defense_name": cell.defense.name,
+                "label": yl[i], "defense": cell.defense.display, "defense_name": cell.defense.name,
                 "stochastic": cell.stochastic, "attack": cell.attack.id, "attack_name": cell.attack.name,
                 "gradient": cell.attack.gradient, "randomness": cell.randomness, "eot": cell.eot,
                 "norm": cell.threat.norm if cell.threat else "none", "eps": cell.threat.eps if cell.threat else 0.0,
                 "threat": cell.threat.id if cell.threat else "none",
                 "seed": attack_rng.seeds[i], "draws": cell.draws,
-                "clean_pred": int(clean_preds[0, i]), "clean_correct": bool(cc[0]),
-                "clean_correct_draws": [bool(v) for v in cc.tolist()],
-                "adv_pred": int(adv_preds[0, i]), "adv_correct": bool(ac[0]),
-                "adv_correct_draws": [bool(v) for v in ac.tolist()],
-                "pert_norm": float(norms[i]), "pert_linf": float(linf[i]), "in_ball": bool(in_ball[i]),
+                "clean_pred": cp[i][0], "clean_correct": cc[0], "clean_correct_draws": cc,
+                "adv_pred": ap[i][0], "adv_correct": ac[0], "adv_correct_draws": ac,
+                "pert_norm": nl[i], "pert_linf": ll[i], "in_ball": ib[i],
                 "forward_evals": int(fwd[i]), "backward_evals": int(bwd[i]), "model_evals": model_evals,
                 "seconds": seconds, "peak_mem_mb": peak,
-                "loss_trace": trace[:, i].float().tolist() if trace is not None else None,
+                "loss_trace": tr[i] if tr is not None else None,
                 "error": err,
             })
         return rows
@@ -470,7 +476,7 @@ def run_suite(suite_path: str | Path, *, out: str | Path | None = None, device: 
         manifest = plan.manifest(dev, bs, rd.root)
         manifest.update(status="running", started=datetime.now(timezone.utc).isoformat(),
                         **run_record(plan, rd.root, device=device, deterministic=deterministic, shard_size=shard,
-                                     threads=threads))
+                                     threads=threads, batch_size=bs))
         rd.write_manifest(manifest)
         if plan.suite_text:
             atomic_write_text(rd.root / "suite.yaml", plan.suite_text)

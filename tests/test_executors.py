@@ -105,14 +105,20 @@ def test_missing_submitit_names_the_extra(write_suite, tmp_path: Path, zoo_dir) 
 
 
 # ---- the same rows, however split ------------------------------------------------------------------
-def test_process_pool_gives_the_rows_of_one_process(write_suite, tmp_path: Path, zoo_dir) -> None:  # type: ignore[no-untyped-def]
-    path = write_suite(_suite())
+def test_process_pool_gives_the_rows_of_one_process_and_keeps_cascade_order(write_suite, tmp_path: Path, zoo_dir) -> None:  # type: ignore[no-untyped-def]
+    # cascade: PGD5 reads the stored PGD2 rows of its samples, so its units must wait for all of PGD2's
+    path = write_suite(_suite(attacks=[{"id": "clean", "name": "clean"}, {"id": "PGD2", "name": "pgd", "params": {"steps": 2}},
+                                       {"id": "PGD5", "name": "pgd", "params": {"steps": 5}}],
+                              evaluation={"batch_size": 16, "cascade": True}))
     run(path, out=tmp_path / "one", quiet=True, shard_size=8)
     rep = run(path, out=tmp_path / "pool", quiet=True, shard_size=8, executor="local", workers=2)
-    assert rep.rows_written == 3 * 24 and not rep.failures
-    pd.testing.assert_frame_equal(_rows(tmp_path / "one"), _rows(tmp_path / "pool"))
+    assert rep.rows_written == 5 * 24 and not rep.failures
+    one, pool = _rows(tmp_path / "one"), _rows(tmp_path / "pool")
+    pd.testing.assert_frame_equal(one, pool)
+    assert pool["error"].isna().all()
     ex = _execution(tmp_path / "pool")
-    assert ex["backend"] == "local-pool" and ex["workers"] == 2 and ex["units_submitted"] == 9
+    assert ex["backend"] == "local-pool" and ex["workers"] == 2 and ex["units_submitted"] == 15
+    assert ex["rounds"] == [3, 6, 6]  # clean, PGD2, PGD5: one stage each
 
 
 def test_submitit_local_jobs_give_the_same_rows_and_rerun_submits_only_missing(write_suite, tmp_path: Path, zoo_dir) -> None:  # type: ignore[no-untyped-def]

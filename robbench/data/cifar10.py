@@ -24,6 +24,11 @@ _ALLOWED = {
     ("numpy", "dtype"),
     ("builtins", "dict"),
     ("builtins", "list"),
+    # a batch re-pickled by Python 3: protocol 2 stores array bytes via _codecs.encode, protocol 5
+    # via _frombuffer (both only build bytes/arrays; torch's weights-only unpickler allows them too)
+    ("_codecs", "encode"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
 }
 
 

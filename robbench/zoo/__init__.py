@@ -13,7 +13,7 @@ from robbench.errors import CheckpointError
 from robbench.zoo.recipes import Recipe, get_recipe, recipes
 from robbench.zoo.store import ZooStore, default_zoo_dir, load_state_dict
 
-__all__ = ["Recipe", "ZooStore", "check_model_ref", "default_zoo_dir", "get_recipe", "load_model",
+__all__ = ["Recipe", "ZooStore", "check_checkpoint", "check_model_ref", "default_zoo_dir", "get_recipe", "load_model",
            "recipes", "train_recipe"]
 
 
@@ -48,12 +48,17 @@ def train_recipe(recipe: Recipe, *, zoo_dir: str | Path | None = None, quiet: bo
     init_weights(model, generator(derive_seed(recipe.seed, "init", recipe.name)))
     steps = int(recipe.train.get("steps", 1000))
     prog, task = _progress_bar(f"zoo train {recipe.name}", steps)
+    from robbench.zoo.loop import Checkpointer
+
+    ckpt = Checkpointer(recipe, zoo_dir, steps, checkpoint_every)
+    if ckpt.path.is_file() and not quiet:
+        prog.console.print(f"resuming {recipe.name} from its partial checkpoint {ckpt.path}", highlight=False)
     start, cpu_start = time.perf_counter(), time.process_time()
     with prog if not quiet else _Null():
         metrics = TRAINERS[recipe.trainer](
             model, recipe, train, test,
             progress=lambda step, loss: prog.update(task, completed=step, loss=loss),
-            zoo_dir=zoo_dir, data_dir=data_dir, dataset=ds, checkpoint_every=checkpoint_every,
+            zoo_dir=zoo_dir, data_dir=data_dir, dataset=ds, checkpoint_every=checkpoint_every, checkpointer=ckpt,
         )
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     from robbench import __version__
@@ -68,11 +73,10 @@ def train_recipe(recipe: Recipe, *, zoo_dir: str | Path | None = None, quiet: bo
         "steps": steps, "metrics": metrics, "train_seconds": round(seconds, 2), "robbench_version": __version__,
         "train_cpu_seconds": round(cpu_seconds, 2), "torch_threads": torch.get_num_threads(),
         "torch_version": torch.__version__, "command": _command(recipe),
+        "resumed_from_step": ckpt.resumed_from,
     }
     saved = ZooStore(zoo_dir).save(recipe.key, state, manifest)
-    from robbench.zoo.loop import Checkpointer
-
-    Checkpointer(recipe, zoo_dir, steps).finish()
+    ckpt.finish()
     return saved
 
 
@@ -116,8 +120,15 @@ def _ref_fields(ref: Any) -> dict[str, Any]:
 
 
 def check_model_ref(ref: Any, where: str) -> None:
-    """Validate a model reference without loading weights: names resolve, files exist."""
+    """Validate a model reference before any compute: names resolve, files exist.
+
+    A local checkpoint is also checked against its ``sha256`` (when given) and, in the default
+    ``state_dict`` format, opened weights-only (nothing in it runs), so a corrupt or malicious file
+    is refused by ``robbench validate`` before a results directory exists. Zoo checkpoints are
+    verified against their manifests when loaded.
+    """
     from robbench.registry import models
+    from robbench.zoo.store import verify_sha256
 
     f = _ref_fields(ref)
     try:
@@ -126,9 +137,14 @@ def check_model_ref(ref: Any, where: str) -> None:
             models.entry(r.arch)
         else:
             models.entry(f["arch"])
-            if not Path(f["checkpoint"]).expanduser().is_file():
+            path = Path(f["checkpoint"]).expanduser()
+            if not path.is_file():
                 raise CheckpointError(f"checkpoint {f['checkpoint']} not found",
                                       hint="give the local path of the checkpoint file")
+            if f.get("format", "state_dict") == "state_dict":
+                load_state_dict(path, f.get("sha256"))
+            elif f.get("sha256"):
+                verify_sha256(path, f["sha256"])
     except CheckpointError as exc:
         raise CheckpointError(f"{where}: {exc.message}", hint=exc.hint) from None
     except Exception as exc:
@@ -182,7 +198,33 @@ def load_model(ref: Any, *, zoo_dir: str | Path | None = None, device: torch.dev
     return model.to(device)
 
 
-def _load_into(model: nn.Module, state: dict[str, Any], where: str) -> None:
+def check_checkpoint(arch: str, path: str | Path, *, fmt: str = "state_dict", sha256: str | None = None,
+                     config: str | dict[str, Any] | None = None) -> dict[str, Any]:
+    """Load a local checkpoint into ``arch`` as a suite would; returns its parameter count and sha256.
+
+    Raises :class:`CheckpointError` naming the file and the problem (missing, failing its hash, not
+    weights-only, wrong layout, names or shapes that do not match the architecture).
+    """
+    import json
+
+    from robbench.zoo.store import sha256_file
+
+    if isinstance(config, str):
+        try:
+            config = json.loads(config)
+        except json.JSONDecodeError as exc:
+            raise CheckpointError(f"--config is not JSON: {exc}", hint='e.g. --config \'{"depth": 28}\'') from None
+        if not isinstance(config, dict):
+            raise CheckpointError("--config must be a JSON object", hint='e.g. --config \'{"depth": 28}\'')
+    model = load_model({"arch": arch, "checkpoint": str(path), "format": fmt, "sha256": sha256, "config": config or {}})
+    return {"parameters": sum(p.numel() for p in model.parameters()), "sha256": sha256_file(Path(path).expanduser())}
+
+
+def _load_into(model: nn.Module, state: Any, where: str) -> None:
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise CheckpointError(f"checkpoint {where} is not a state dict (parameter names -> tensors): it holds a {type(state).__name__}",
+                              hint="give a file saved with torch.save(model.state_dict()), or name its format "
+                                   "(format: ncsnv2 | robustbench)")
     own = model.state_dict()
     state = {k: v for k, v in state.items() if not k.startswith("_")}
     missing = sorted(set(own) - set(state))

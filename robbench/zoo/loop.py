@@ -84,6 +84,8 @@ class Checkpointer:
         self.path = ZooStore(zoo_dir).root / f"{recipe.key}.partial.pt"
         self.every = int(every) if every else max(1, steps // 20)
         self.steps = steps
+        #: the step a run continued from (0: trained from the start)
+        self.resumed_from = 0
 
     def restore(self, model: nn.Module, opt: torch.optim.Optimizer, *, sched: Any = None,
                 ema: EMA | None = None) -> int:
@@ -99,7 +101,8 @@ class Checkpointer:
                 sched.load_state_dict(blob["sched"])
             if ema is not None:
                 ema.load_state_dict(blob["ema"])
-            return int(blob["step"])
+            self.resumed_from = int(blob["step"])
+            return self.resumed_from
         except Exception as exc:  # noqa: BLE001 - any defect: the partial file is unusable
             raise CheckpointError(f"partial checkpoint {self.path} cannot be resumed: {str(exc)[:200]}",
                                   hint=f"delete {self.path} to train from the start") from None

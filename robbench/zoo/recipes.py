@@ -33,7 +33,11 @@ class Recipe(BaseModel):
 
     @property
     def hash(self) -> str:
+        """Hash of everything that shapes the weights, including the recipes this one requires."""
         body = self.model_dump(exclude={"name", "description"})
+        if self.requires:
+            table = recipes()
+            body["requires"] = {role: (table[n].hash if n in table else n) for role, n in sorted(self.requires.items())}
         return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
     @property

@@ -32,17 +32,22 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def verify_sha256(path: Path, sha256: str) -> None:
+    """Raise :class:`CheckpointError` unless the file's sha256 is ``sha256``."""
+    actual = sha256_file(path)
+    if actual != sha256.lower():
+        raise CheckpointError(
+            f"checkpoint {path} fails its hash: sha256 {actual[:16]}... expected {sha256[:16]}...",
+            hint="the file is corrupt or not the one named; delete it (zoo: `robbench zoo verify`) and re-create it",
+        )
+
+
 def load_state_dict(path: Path, sha256: str | None = None) -> dict[str, torch.Tensor]:
     """Verify ``path`` against ``sha256`` (when given) and load it weights-only (no code runs)."""
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} not found", hint="check the path, or train it with `robbench zoo train`")
     if sha256 is not None:
-        actual = sha256_file(path)
-        if actual != sha256.lower():
-            raise CheckpointError(
-                f"checkpoint {path} fails its hash: sha256 {actual[:16]}... expected {sha256[:16]}...",
-                hint="the file is corrupt or not the one named; delete it (zoo: `robbench zoo verify`) and re-create it",
-            )
+        verify_sha256(path, sha256)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a weights file"

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from robbench.data.base import DataSplit
 from robbench.seeding import derive_seed, generator
+from robbench.zoo.loop import Checkpointer, resumed_batches
 
 #: trainer name -> function(model, recipe, train split, test split, progress callback, ctx) -> metrics
 TRAINERS: dict[str, Callable[..., dict[str, Any]]] = {}
@@ -50,15 +51,14 @@ def accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 512) -> f
 @trainer("classifier")
 def train_classifier(model: nn.Module, recipe: Any, train: DataSplit, test: DataSplit,
                      progress: Callable[[int, float], None], zoo_dir: Any = None,
-                     checkpoint_every: int | None = None, **_: Any) -> dict[str, Any]:
+                     checkpoint_every: int | None = None,
+        checkpointer: Checkpointer | None = None, **_: Any) -> dict[str, Any]:
     """Cross-entropy training with Adam and a cosine learning-rate decay (resumable)."""
-    from robbench.zoo.loop import Checkpointer, resumed_batches
-
     cfg = recipe.train
     steps, bs, lr = int(cfg.get("steps", 1000)), int(cfg.get("batch_size", 64)), float(cfg.get("lr", 1e-3))
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-    ckpt = Checkpointer(recipe, zoo_dir, steps, checkpoint_every)
+    ckpt = checkpointer or Checkpointer(recipe, zoo_dir, steps, checkpoint_every)
     start = ckpt.restore(model, opt, sched=sched)
     model.train()
     for step, idx in resumed_batches(len(train), bs, steps, recipe.seed, start):

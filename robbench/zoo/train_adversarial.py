@@ -70,7 +70,8 @@ def _lr_schedule(opt: torch.optim.Optimizer, steps: int) -> torch.optim.lr_sched
 @trainer("adversarial")
 def train_adversarial(model: nn.Module, recipe: Any, train: DataSplit, test: DataSplit,
                       progress: Callable[[int, float], None], zoo_dir: Any = None, dataset: Any = None,
-                      checkpoint_every: int | None = None, **_: Any) -> dict[str, Any]:
+                      checkpoint_every: int | None = None,
+        checkpointer: Checkpointer | None = None, **_: Any) -> dict[str, Any]:
     """PGD adversarial training (Madry et al. 2018): cross-entropy on PGD examples of each batch.
 
     Train config: ``steps``, ``batch_size`` (64), ``lr`` (1e-3, Adam, cosine decay), ``norm``
@@ -86,7 +87,7 @@ def train_adversarial(model: nn.Module, recipe: Any, train: DataSplit, test: Dat
     alpha = parse_eps(cfg["attack_step_size"]) if "attack_step_size" in cfg else 2.5 * threat.eps / k
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = _lr_schedule(opt, steps)
-    ckpt = Checkpointer(recipe, zoo_dir, steps, checkpoint_every)
+    ckpt = checkpointer or Checkpointer(recipe, zoo_dir, steps, checkpoint_every)
     start = ckpt.restore(model, opt, sched=sched)
     for step, idx in resumed_batches(len(train), bs, steps, recipe.seed, start):
         x, y = train.x[idx], train.y[idx]
@@ -106,3 +107,76 @@ def train_adversarial(model: nn.Module, recipe: Any, train: DataSplit, test: Dat
     eval_steps = int(cfg.get("eval_steps", 20))
     metrics[f"pgd{eval_steps}_accuracy_{threat.id}"] = pgd_accuracy(model, dataset, test, threat, eval_steps, recipe.seed)
     return metrics
+
+
+def build_augment_defense(recipe: Any, model: nn.Module, dataset: Any, zoo_dir: Any) -> Any:
+    """The purifier of an augmentation recipe, built through the defense registry.
+
+    ``train.defense`` (default ``pursamere``) with ``train.defense_params``; a defense whose
+    parameters have a ``sam`` switch gets ``sam: false`` (PurSAMERE section 4 trains without SAM).
+    """
+    from robbench.components import BuildContext, parse_params
+    from robbench.registry import defenses
+
+    cfg = recipe.train
+    name = str(cfg.get("defense", "pursamere"))
+    cls = defenses.get(name)
+    raw = dict(cfg.get("defense_params") or {})
+    if "sam" in cls.Params.model_fields:
+        raw["sam"] = False
+    params = parse_params(cls.Params, raw, f"zoo recipe {recipe.name}: train.defense_params")
+    ctx = BuildContext(dataset=dataset, device=torch.device("cpu"), suite_seed=recipe.seed, classifier=model,
+                       zoo_dir=str(zoo_dir) if zoo_dir else None)
+    cls.check_params(params, ctx)
+    defense = cls(params, ctx)
+    defense.eval()
+    return defense
+
+
+def purify_split(defense: Any, split: DataSplit, seed: int, batch_size: int = 256) -> Tensor:
+    """Purified copies of every image of ``split`` (per-sample streams for a stochastic purifier)."""
+    out = []
+    for i in range(0, len(split), batch_size):
+        x = split.x[i : i + batch_size]
+        rng = SampleRNG.for_samples(split.ids[i : i + batch_size], seed, "augment") if defense.stochastic else None
+        out.append(defense.purify(x, rng=rng).detach().clamp(0, 1))
+    return torch.cat(out)
+
+
+@trainer("classifier_augment")
+def train_classifier_augment(model: nn.Module, recipe: Any, train: DataSplit, test: DataSplit,
+                             progress: Callable[[int, float], None], zoo_dir: Any = None, dataset: Any = None,
+                             checkpoint_every: int | None = None, checkpointer: Checkpointer | None = None,
+                             **_: Any) -> dict[str, Any]:
+    """PurSAMERE's classifier augmentation (section 4): cross-entropy on clean and purified samples.
+
+    Every training image is purified once by the recipe's defense (``train.defense``, default
+    ``pursamere``, with ``train.defense_params``; SAM switched off). The purifier does not depend
+    on the classifier, so purifying the set once equals purifying each batch when it is drawn;
+    it is recomputed (deterministically) when a killed run resumes. Each step's loss is the mean
+    of the cross-entropies on the clean batch and on its purified copies. Train config: ``steps``,
+    ``batch_size`` (64), ``lr`` (1e-3, Adam, cosine decay). Metrics: test accuracy on clean and on
+    purified test images.
+    """
+    cfg = recipe.train
+    steps, bs, lr = int(cfg.get("steps", 1000)), int(cfg.get("batch_size", 64)), float(cfg.get("lr", 1e-3))
+    defense = build_augment_defense(recipe, model, dataset, zoo_dir)
+    x_pur = purify_split(defense, train, recipe.seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = _lr_schedule(opt, steps)
+    ckpt = checkpointer or Checkpointer(recipe, zoo_dir, steps, checkpoint_every)
+    start = ckpt.restore(model, opt, sched=sched)
+    model.train()
+    for step, idx in resumed_batches(len(train), bs, steps, recipe.seed, start):
+        y = train.y[idx]
+        loss = (F.cross_entropy(model(train.x[idx]), y) + F.cross_entropy(model(x_pur[idx]), y)) / 2
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        progress(step + 1, loss.item())
+        ckpt.save(step + 1, model, opt, sched=sched)
+    model.eval()
+    test_pur = purify_split(defense, test, recipe.seed)
+    return {"test_accuracy": accuracy(model, test.x, test.y), "purified_test_accuracy": accuracy(model, test_pur, test.y),
+            "train_accuracy": accuracy(model, train.x, train.y)}

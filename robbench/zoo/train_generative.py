@@ -74,7 +74,8 @@ def denoising_mse(model: nn.Module, x: Tensor, sigmas: tuple[float, ...] = EVAL_
 @trainer("dsm")
 def train_dsm(model: nn.Module, recipe: Any, train: DataSplit, test: DataSplit,
               progress: Callable[[int, float], None], zoo_dir: Any = None,
-              checkpoint_every: int | None = None, **_: Any) -> dict[str, Any]:
+              checkpoint_every: int | None = None,
+        checkpointer: Checkpointer | None = None, **_: Any) -> dict[str, Any]:
     """Denoising score matching over the model's sigma ladder (Song & Ermon 2019/2020), with EMA.
 
     Loss ``mean_i || sigma_i s(x + sigma_i xi, sigma_i) + xi ||^2`` with one level drawn uniformly
@@ -89,7 +90,7 @@ def train_dsm(model: nn.Module, recipe: Any, train: DataSplit, test: DataSplit,
     sigmas = model.sigmas.detach().clone()
     opt = _optimizer(model, cfg)
     ema = EMA(model, float(cfg.get("ema", 0.999)))
-    ckpt = Checkpointer(recipe, zoo_dir, steps, checkpoint_every)
+    ckpt = checkpointer or Checkpointer(recipe, zoo_dir, steps, checkpoint_every)
     start = ckpt.restore(model, opt, ema=ema)
     model.train()
     for step, idx in resumed_batches(len(train), bs, steps, recipe.seed, start):
@@ -152,7 +153,8 @@ def x0_mse(model: nn.Module, x: Tensor, y: Tensor, fractions: tuple[float, ...] 
 @trainer("ddpm")
 def train_ddpm(model: nn.Module, recipe: Any, train: DataSplit, test: DataSplit,
                progress: Callable[[int, float], None], zoo_dir: Any = None,
-               checkpoint_every: int | None = None, **_: Any) -> dict[str, Any]:
+               checkpoint_every: int | None = None,
+        checkpointer: Checkpointer | None = None, **_: Any) -> dict[str, Any]:
     """DDPM epsilon-prediction training (Ho et al. 2020) with label dropout and EMA.
 
     Loss ``|| eps(sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, t, y) - eps ||^2`` with t uniform over
@@ -173,7 +175,7 @@ def train_ddpm(model: nn.Module, recipe: Any, train: DataSplit, test: DataSplit,
     null = int(model.num_classes)
     opt = _optimizer(model, cfg)
     ema = EMA(model, float(cfg.get("ema", 0.999)))
-    ckpt = Checkpointer(recipe, zoo_dir, steps, checkpoint_every)
+    ckpt = checkpointer or Checkpointer(recipe, zoo_dir, steps, checkpoint_every)
     start = ckpt.restore(model, opt, ema=ema)
     model.train()
     for step, idx in resumed_batches(len(train), bs, steps, recipe.seed, start):
