@@ -15,7 +15,9 @@ lost majority for ``majority``). Rows with an ``error`` never count as breaking 
 
 Identity: a cascaded cell's rows depend on the cells before it, so its id hashes their ids too;
 switching the cascade on or off never mixes rows (the first attack of each group keeps its id, its
-rows are the same either way). The cells of a group must run in suite order; the local executor
+rows are the same either way). Its seeds still derive from its non-cascade id (``Cell.rng_id``), so
+each sample it attacks gets exactly the row a run without the cascade gives it: the cascade's last
+accuracy equals the non-cascade worst case over attacks, computed on fewer points. The cells of a group must run in suite order; the local executor
 does, and a cell whose predecessors' rows are missing fails with a clear error.
 """
 
@@ -53,6 +55,7 @@ class Cascade:
                 continue
             before = seen.setdefault(key, [])
             if before:
+                cell.rng_id = cell.id
                 cell.id = stable_hash({"cell": cell.id, "cascade_after": [c.id for c in before], "scoring": scoring})
             self.priors[cell.id] = list(before)
             before.append(cell)
@@ -92,7 +95,7 @@ def skipped_row(cell: Cell, breaker: dict[str, Any], suite_seed: int) -> dict[st
         "stochastic": cell.stochastic, "attack": cell.attack.id, "attack_name": cell.attack.name,
         "gradient": cell.attack.gradient, "randomness": cell.randomness, "eot": cell.eot,
         "norm": cell.threat.norm, "eps": cell.threat.eps, "threat": cell.threat.id,
-        "seed": derive_seed(suite_seed, cell.id, "attack", breaker["sample_id"]), "draws": cell.draws,
+        "seed": derive_seed(suite_seed, cell.seed_key, "attack", breaker["sample_id"]), "draws": cell.draws,
         "clean_pred": int(breaker["clean_pred"]), "clean_correct": bool(breaker["clean_correct"]),
         "clean_correct_draws": [bool(v) for v in breaker["clean_correct_draws"]],
         "adv_pred": int(breaker["adv_pred"]), "adv_correct": False, "adv_correct_draws": [False] * cell.draws,

@@ -27,9 +27,9 @@ Compute checks (per defense):
 
 Row checks:
 
-- ``black-box-beats-white-box`` (AutoAttack's Square check): samples broken by a gradient-free or
-  transfer attack that every white-box gradient attack (gradient full, bpda or custom on the defense
-  itself) attacked and left robust (flag when any).
+- ``black-box-beats-white-box`` (AutoAttack's Square check), per gradient mode (full, bpda, custom)
+  of the white-box attacks on the defense itself: samples broken by a gradient-free or transfer
+  attack that every attack of that mode attacked and left robust (flag when any).
 - ``full-vs-bpda``: per defense and threat where both are present, the best full-gradient accuracy
   far above the best BPDA accuracy means the exact gradient is masked (flag); the converse means BPDA's
   identity approximation misleads (flag). Threshold :data:`GAP`.
@@ -257,21 +257,24 @@ def row_checks(df: pd.DataFrame, manifest: dict[str, Any], dim: int | None = Non
     for (defense, norm, eps), g in s.groupby(["defense", "norm", "eps"], sort=False):
         threat = ThreatModel(norm, float(eps))
         subject = f"{defense} / {threat.label}"
-        # black-box beating white-box
+        # black-box beating white-box, per gradient mode of the white-box attacks
         black = g[(g["kind"] == "black") & g["attacked"]]
-        white = g[(g["kind"] == "white") & g["attacked"]]
-        if len(black) and len(white):
+        broken_black = set(black.loc[black["robust"] == 0, "sample_id"])
+        for mode, white in g[(g["kind"] == "white") & g["attacked"]].groupby("gradient", sort=True):
+            if not len(black):
+                break
             white_robust = white.groupby("sample_id")["robust"].min()
-            broken_black = set(black.loc[black["robust"] == 0, "sample_id"])
             beaten = sorted(sid for sid in broken_black if white_robust.get(sid, 0) > 0)
-            nums = {"samples": len(beaten), "n": int(g["sample_id"].nunique()), "norm": norm, "eps": float(eps)}
+            nums = {"samples": len(beaten), "n": int(g["sample_id"].nunique()), "gradient": mode, "norm": norm,
+                    "eps": float(eps)}
             if beaten:
                 by = sorted(set(black.loc[black["sample_id"].isin(beaten) & (black["robust"] == 0), "attack"]))
-                out.append(_rec("black-box-beats-white-box", "flag", subject,
-                                f"{len(beaten)} sample(s) broken by {', '.join(by)} survived every white-box gradient attack: "
-                                "the gradients are masked or the white-box attacks too weak", **nums))
+                out.append(_rec("black-box-beats-white-box", "flag", f"{subject} / gradient {mode}",
+                                f"{len(beaten)} sample(s) broken by {', '.join(by)} survived every {mode}-gradient attack: "
+                                "those gradients are masked or the attacks too weak", **nums))
             else:
-                out.append(_rec("black-box-beats-white-box", "ok", subject, "no sample broken only by black-box attacks", **nums))
+                out.append(_rec("black-box-beats-white-box", "ok", f"{subject} / gradient {mode}",
+                                f"no sample broken by black-box attacks survived the {mode}-gradient attacks", **nums))
         # full vs BPDA
         acc = g[g["kind"] == "white"].groupby(["attack", "gradient"])["robust"].mean()
         full = [v for (a, gr), v in acc.items() if gr == "full"]

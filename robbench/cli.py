@@ -235,7 +235,7 @@ def ls(kind: Optional[str] = typer.Argument(None, help="defenses | attacks | mod
     for k, items in listing.items():
         out.print(f"[bold]{k}[/]")
         for name, desc in items:
-            out.print(f"  {name:<22} {desc}", highlight=False)
+            out.print(f"  {name:<22} {escape(desc)}", highlight=False)
 
 
 @app.command()

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from robbench.errors import SuiteError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # torch only in annotations: `robbench validate` checks a suite's structure without it
+    import torch
+
     from robbench.data.base import Dataset
 
 

@@ -35,6 +35,8 @@ class Entry:
     name: str
     value: str  # "module:attr"
     dist: str  # distribution (package) that declared the entry point
+    #: for a dotted name ``family.member`` resolved through a *family* entry (see :meth:`Registry.get`)
+    member: str | None = None
 
     @property
     def module(self) -> str:
@@ -84,6 +86,10 @@ class Registry(Generic[T]):
 
     def entry(self, name: str) -> Entry:
         entries = self.entries
+        family, _, member = name.partition(".")
+        if name not in entries and member and family in entries:
+            fam = entries[family]
+            return Entry(name, fam.value, fam.dist, member)
         if name not in entries:
             close = difflib.get_close_matches(name, list(entries), n=3, cutoff=0.5)
             did = f" Did you mean: {', '.join(close)}?" if close else ""
@@ -94,10 +100,23 @@ class Registry(Generic[T]):
         return entries[name]
 
     def get(self, name: str) -> T:
-        """Import and return the component registered as ``name``."""
+        """Import and return the component registered as ``name``.
+
+        A dotted ``family.member`` whose ``family`` is registered resolves through the family
+        object's ``family_member(member)`` classmethod (e.g. ``torchattacks.PGD``: one entry point
+        exposes every class of an external library); a family without that method has no members.
+        """
         entry = self.entry(name)
         module = importlib.import_module(entry.module)
         obj: T = getattr(module, entry.attr)
+        if entry.member is not None:
+            resolve = getattr(obj, "family_member", None)
+            if resolve is None:
+                family = name.partition(".")[0]
+                raise RegistryError(f"unknown {self.kind[:-1]} {name!r}: {family!r} is not a family of components",
+                                    hint=f"run `robbench ls {self.kind}` for the known names")
+            member: T = resolve(entry.member)
+            return member
         return obj
 
     def describe(self, name: str) -> str:

@@ -65,6 +65,13 @@ class Cell:
     defense_hash: str
     #: the EoT the suite asked for, when it was forced to 1 (recorded in the manifest)
     eot_requested: int | None = None
+    #: the id the attack's seeds derive from when it differs from ``id`` (a cascaded cell keeps its
+    #: non-cascade seeds, so the samples it attacks get exactly the rows a full run gives them)
+    rng_id: str | None = None
+
+    @property
+    def seed_key(self) -> str:
+        return self.rng_id or self.id
 
     @property
     def label(self) -> str:
@@ -318,7 +325,7 @@ class Executor:
         # defense randomness seen by the attack: det = the judge's draw-0 seeds, re-seeded each forward
         if cell.stochastic:
             attack_def_rng = (self._judge_rng(cell, ids, 0) if cell.randomness == "det"
-                              else SampleRNG.for_samples(ids, suite.seed, cell.id, "attack-defense", device=self.device))
+                              else SampleRNG.for_samples(ids, suite.seed, cell.seed_key, "attack-defense", device=self.device))
         else:
             attack_def_rng = None
         if cell.stochastic and cell.randomness == "det":
@@ -326,7 +333,7 @@ class Executor:
         target = Target(defense, gradient=cell.attack.gradient, randomness="det" if cell.randomness == "det" else "fresh",
                         rng=attack_def_rng, eot=cell.eot, surrogate=self.surrogate(cell.attack))
         evals0 = defense.evals
-        attack_rng = SampleRNG.for_samples(ids, suite.seed, cell.id, "attack", device=self.device)
+        attack_rng = SampleRNG.for_samples(ids, suite.seed, cell.seed_key, "attack", device=self.device)
         attack.last_evals = None
         x_adv = attack.run(target, x, y, cell.threat, rng=attack_rng).detach()
         fwd, bwd = attack.last_evals if attack.last_evals is not None else ([target.forwards] * b, [target.backwards] * b)

@@ -68,7 +68,12 @@ class SampleRNG:
         return SampleRNG(seeds, device=self.device)
 
     def _stack(self, fn) -> Tensor:  # type: ignore[no-untyped-def]
-        return torch.stack([fn(g) for g in self._gens]).to(self.device)
+        out = torch.stack([fn(g) for g in self._gens])
+        if self.device.type == "cuda":
+            # pinned staging + asynchronous copy: drawing inside a purifier's loop does not stall the
+            # host on the GPU (a pageable copy would), so the CPU draws the next noise while the GPU works
+            return out.pin_memory().to(self.device, non_blocking=True)
+        return out.to(self.device)
 
     def randn(self, *shape: int, dtype: torch.dtype = torch.float32) -> Tensor:
         """Standard normal draws of shape (B, *shape)."""

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from robbench.budget import NORMS, format_eps, max_eps, parse_eps
 from robbench.components import format_validation_error
 from robbench.errors import RobbenchError, SuiteError
-from robbench.threat import NORMS, ThreatModel, format_eps, max_eps, parse_eps
+
+if TYPE_CHECKING:  # torch-free until a suite's structure is valid (fast `robbench validate` errors)
+    from robbench.threat import ThreatModel
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}$")
 MAX_SAMPLES = 10_000_000
@@ -76,6 +79,8 @@ class ThreatSpec(_Strict):
         return eps
 
     def threat(self) -> ThreatModel:
+        from robbench.threat import ThreatModel
+
         return ThreatModel(self.norm, self.eps)  # type: ignore[arg-type]
 
 

@@ -11,54 +11,16 @@ projection onto the plain L1 ball of Duchi et al. (2008), used when the box is n
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
-from fractions import Fraction
-from typing import Literal
 
 import torch
 from torch import Tensor
 
-Norm = Literal["linf", "l2", "l1"]
-NORMS: tuple[str, ...] = ("linf", "l2", "l1")
+from robbench.budget import NORMS, Norm, format_eps, max_eps, parse_eps  # noqa: F401 - re-exported
 
 #: slack allowed by :meth:`ThreatModel.contains` for float32 round-off
 ATOL = 1e-5
 RTOL = 1e-5
-
-_FRACTION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*/\s*([0-9]*\.?[0-9]+)\s*$")
-
-
-def parse_eps(value: float | int | str) -> float:
-    """Parse a budget given as a number or a fraction string such as ``"8/255"``."""
-    if isinstance(value, bool):
-        raise ValueError("eps must be a number or a fraction such as '8/255', not a boolean")
-    if isinstance(value, (int, float)):
-        return float(value)
-    text = str(value).strip()
-    m = _FRACTION.match(text)
-    if m:
-        den = float(m.group(2))
-        if den == 0:
-            raise ValueError(f"eps {text!r} divides by zero")
-        return float(m.group(1)) / den
-    try:
-        return float(text)
-    except ValueError:
-        raise ValueError(f"eps {text!r} is neither a number nor a fraction such as '8/255'") from None
-
-
-def format_eps(eps: float) -> str:
-    """Render a budget the way papers write it: ``8/255`` when it is one, else a short decimal."""
-    frac = Fraction(eps).limit_denominator(255)
-    if frac.denominator == 255 and abs(float(frac) - eps) < 1e-9:
-        return f"{frac.numerator}/255"
-    return f"{eps:g}"
-
-
-def max_eps(norm: str, dim: int) -> float:
-    """Largest meaningful budget for images in [0,1]^dim: beyond it the ball contains the whole box."""
-    return {"linf": 1.0, "l2": math.sqrt(dim), "l1": float(dim)}[norm]
 
 
 def _flat(x: Tensor) -> Tensor:

@@ -120,3 +120,17 @@ def test_malformed_suite_exits_2_with_one_line_naming_the_problem(path: Path, ou
         assert o.out is not None and o.out.read_bytes() == FOREIGN_CONTENT
     elif command == "run-default-out":  # an absolute suite name would have made results/NAME absolute
         assert not Path("/robbench-absolute-name-test").exists()
+
+
+def test_structural_errors_are_reported_without_loading_torch(tmp_path: Path) -> None:
+    """Syntax, type, key and budget errors come back at once: the suite's structure is checked before
+    anything imports torch (the registry and data checks come after)."""
+    code = ("import sys\nfrom robbench.errors import SuiteError\nfrom robbench.suite import read_suite\n"
+            f"try:\n    read_suite({str(CORPUS / 'eps_negative.yaml')!r})\nexcept SuiteError as e:\n    print(e.message)\n"
+            "print('torch' in sys.modules)")
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
+    message, torch_loaded = res.stdout.strip().splitlines()
+    assert "suite.threats.0.eps" in message and torch_loaded == "False"

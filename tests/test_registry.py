@@ -11,13 +11,7 @@ import pytest
 
 from robbench import registry
 from robbench.errors import RegistryError
-
-PLUGINS = Path(__file__).parent / "plugins"
-
-
-def _install(pkg: str, target: Path) -> None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--no-index", "--target", str(target), str(PLUGINS / pkg)], check=True)
+from tests.conftest import install_plugin
 
 
 def _robbench(args: list[str], pythonpath: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -25,11 +19,9 @@ def _robbench(args: list[str], pythonpath: Path, cwd: Path) -> subprocess.Comple
     return subprocess.run([sys.executable, "-m", "robbench.cli", *args], capture_output=True, text=True, env=env, cwd=cwd)
 
 
-@pytest.fixture(scope="module")
-def plugin_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    target = tmp_path_factory.mktemp("plugin")
-    _install("robbench_testplugin", target)
-    return target
+@pytest.fixture
+def plugin_path(testplugin_path: Path) -> Path:
+    return testplugin_path
 
 
 @pytest.mark.parametrize("kind", sorted(registry.REGISTRIES))
@@ -69,7 +61,7 @@ def test_plugin_package_is_discovered_and_runs(plugin_path: Path, tmp_path: Path
 
 
 def test_two_packages_claiming_one_name(tmp_path: Path) -> None:
-    _install("robbench_conflict", tmp_path / "site")
+    install_plugin("robbench_conflict", tmp_path / "site")
     res = _robbench(["ls", "defenses"], tmp_path / "site", tmp_path)
     assert res.returncode == 2
     assert "robbench-conflict" in res.stderr and "robbench" in res.stderr and "'none'" in res.stderr

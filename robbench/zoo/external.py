@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from robbench.errors import CheckpointError
-from robbench.zoo.store import load_state_dict
+from robbench.zoo.store import load_weights_only
 
 FORMATS = ("ncsnv2", "robustbench")
 
@@ -43,7 +43,7 @@ def _is_tensor_dict(obj: Any) -> bool:
 def read_ncsnv2(obj: Any, path: Path) -> dict[str, torch.Tensor]:
     """State dict of an official NCSNv2 checkpoint object, EMA weights preferred."""
     if not isinstance(obj, (list, tuple)) or not obj or not _is_tensor_dict(obj[0]):
-        kind = type(obj).__name__
+        kind = "plain state dict (a mapping)" if isinstance(obj, Mapping) else type(obj).__name__
         raise CheckpointError(
             f"{path} is not in the NCSNv2 checkpoint layout: expected a list whose element 0 is the model's "
             f"state dict, found a {kind}" + (f" of length {len(obj)}" if isinstance(obj, (list, tuple)) else ""),
@@ -83,7 +83,7 @@ def read(fmt: str, path: str | Path, sha256: str | None, model: nn.Module) -> di
     if fmt not in FORMATS:
         raise CheckpointError(f"unknown checkpoint format {fmt!r} for {path}",
                               hint=f"use one of state_dict, {', '.join(FORMATS)}")
-    obj = load_state_dict(path, sha256)
+    obj = load_weights_only(path, sha256)
     if fmt == "ncsnv2":
         return read_ncsnv2(obj, path)
     return read_robustbench(obj, path, model)

@@ -44,6 +44,16 @@ def verify_sha256(path: Path, sha256: str) -> None:
 
 def load_state_dict(path: Path, sha256: str | None = None) -> dict[str, torch.Tensor]:
     """Verify ``path`` against ``sha256`` (when given) and load it weights-only (no code runs)."""
+    obj = load_weights_only(path, sha256)
+    if not isinstance(obj, dict) or not all(isinstance(k, str) for k in obj):
+        raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a state dict (name -> tensor)",
+                              hint="save the weights with torch.save(model.state_dict(), path)")
+    return obj
+
+
+def load_weights_only(path: Path, sha256: str | None = None) -> Any:
+    """Verify ``path`` against ``sha256`` (when given) and unpickle it weights-only: tensors and plain
+    containers (lists, dicts, numbers, strings) only, so no code in the file runs. Any layout."""
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} not found", hint="check the path, or train it with `robbench zoo train`")
     if sha256 is not None:
@@ -55,9 +65,6 @@ def load_state_dict(path: Path, sha256: str | None = None) -> dict[str, torch.Te
             f"{path} is not a weights-only checkpoint (refused without running anything): {_unpickle_reason(exc)}",
             hint="robbench loads only tensors and plain containers; re-save the file with torch.save(model.state_dict())",
         ) from None
-    if not isinstance(obj, dict) or not all(isinstance(k, str) for k in obj):
-        raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a state dict (name -> tensor)",
-                              hint="save the weights with torch.save(model.state_dict(), path)")
     return obj
 
 

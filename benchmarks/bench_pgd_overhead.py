@@ -1,0 +1,209 @@
+"""Benchmark 1: robbench PGD (Linf, 20 steps) vs a bare PyTorch PGD loop on the same model and data.
+
+Two comparisons, each interleaved (bare, robbench, bare, robbench, ...) so machine load hits
+both sides alike; the ratio reported is the median of the per-repetition ratios:
+
+- *attack*: ``PGD.run`` through robbench's ``Target`` (what an attack costs inside robbench:
+  per-sample seeded random start, best-iterate tracking, loss trace) vs a bare Madry loop;
+- *unit*: a whole work unit through the runner (attack + containment check + judging clean and
+  adversarial + rows + one parquet shard written atomically) vs the bare loop plus the two
+  prediction passes it needs to report clean and robust accuracy.
+
+Settings: ``digits`` (the zoo ``digits-cnn`` on 8x8 scikit-learn digits, tiny: overhead-bound),
+``cifar-shape`` (a wider ``small_cnn``, random weights, on 3x32x32 inputs of the CIFAR-10 shape:
+compute-bound, closer to real suites). torchattacks' PGD is measured too when installed.
+
+Run: ``python benchmarks/bench_pgd_overhead.py [--reps 7] [--n 256] [--batch 128]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import yaml
+from torch import Tensor, nn
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("ROBBENCH_ZOO_DIR", str(ROOT / ".robbench-cache" / "zoo"))
+
+from robbench.attacks.pgd import PGD, PGDParams  # noqa: E402
+from robbench.seeding import SampleRNG, generator  # noqa: E402
+from robbench.target import Target  # noqa: E402
+from robbench.threat import ThreatModel  # noqa: E402
+
+STEPS = 20
+
+
+def bare_pgd(model: nn.Module, x: Tensor, y: Tensor, eps: float, alpha: float, steps: int, gen: torch.Generator) -> Tensor:
+    """The textbook Linf PGD loop (random start, sign steps, clip to ball and [0, 1])."""
+    x_adv = (x + (torch.rand(x.shape, generator=gen) * 2 - 1) * eps).clamp(0, 1)
+    for _ in range(steps):
+        x_adv.requires_grad_(True)
+        loss = F.cross_entropy(model(x_adv), y)
+        (grad,) = torch.autograd.grad(loss, x_adv)
+        x_adv = torch.min(torch.max(x_adv.detach() + alpha * grad.sign(), x - eps), x + eps).clamp(0, 1)
+    return x_adv.detach()
+
+
+class _Undefended(nn.Module):
+    """The ``none`` defense for the attack-only comparison (built without a suite)."""
+
+    stochastic = False
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.classifier = model
+        self.evals = 0
+
+    def purify(self, x: Tensor, *, rng: SampleRNG | None = None) -> Tensor:
+        return x
+
+    def classify(self, x: Tensor) -> Tensor:
+        self.evals += x.shape[0]
+        return self.classifier(x)  # type: ignore[no-any-return]
+
+    def forward(self, x: Tensor, rng: SampleRNG | None = None) -> Tensor:
+        return self.classify(self.purify(x, rng=rng))
+
+    def grad_checkpointing(self, enabled: bool) -> None:
+        return None
+
+
+def _time(fn) -> float:  # type: ignore[no-untyped-def]
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def _compare(name: str, bare, ours, reps: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    bare()  # warm-up
+    ours()
+    tb, to, ratios = [], [], []
+    for _ in range(reps):
+        b = _time(bare)
+        o = _time(ours)
+        tb.append(b)
+        to.append(o)
+        ratios.append(o / b)
+    res = {"bare_s": statistics.median(tb), "robbench_s": statistics.median(to), "ratio": statistics.median(ratios)}
+    print(f"  {name:<34} bare {res['bare_s']*1e3:9.1f} ms   robbench {res['robbench_s']*1e3:9.1f} ms   "
+          f"ratio {res['ratio']:.3f}  (per-rep ratios {min(ratios):.3f}..{max(ratios):.3f})", flush=True)
+    return res
+
+
+def _runner_unit(tmp: Path, x: Tensor, y: Tensor, model_ref: dict | str, dataset: str, eps: float, batch: int):  # type: ignore[no-untyped-def,type-arg]
+    """A runner Executor and one unit of a PGD-20 cell on the given samples."""
+    from robbench.results import ResultsDir
+    from robbench.runner import Executor, Plan, Unit
+    from robbench.suite import parse_suite
+
+    suite = {"name": "bench", "seed": 0, "data": {"dataset": dataset, "split": "test", "n_samples": x.shape[0]},
+             "classifier": model_ref, "threats": [{"norm": "linf", "eps": eps}], "defenses": [{"name": "none"}],
+             "attacks": [{"id": "PGD20", "name": "pgd", "params": {"steps": STEPS}}], "evaluation": {"batch_size": batch}}
+    text = yaml.safe_dump(suite)
+    plan = Plan(parse_suite(text), suite_text=text)
+    ex = Executor(plan, ResultsDir(tmp / "res"), torch.device("cpu"), batch, quiet=True)
+    cell = plan.cells[0]
+    unit = Unit(cell, list(range(x.shape[0])))
+    return ex, unit
+
+
+def bench_setting(label: str, model: nn.Module, x: Tensor, y: Tensor, eps: float, batch: int, reps: int,
+                  unit_factory=None) -> None:  # type: ignore[no-untyped-def]
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    threat = ThreatModel("linf", eps)
+    alpha = 2.5 * eps / STEPS
+    attack = PGD(PGDParams(steps=STEPS))
+    target = Target(_Undefended(model), gradient="full")  # type: ignore[arg-type]
+    ids = [f"s{i}" for i in range(x.shape[0])]
+    batches = [(x[i:i + batch], y[i:i + batch], ids[i:i + batch]) for i in range(0, x.shape[0], batch)]
+
+    def bare() -> None:
+        g = generator(0)
+        for xb, yb, _ in batches:
+            bare_pgd(model, xb, yb, eps, alpha, STEPS, g)
+
+    def ours() -> None:
+        for xb, yb, ib in batches:
+            attack.run(target, xb, yb, threat, rng=SampleRNG.for_samples(ib, 0, "bench"))
+
+    print(f"[{label}] x {tuple(x.shape)}, batch {batch}, Linf eps {eps:g}, {STEPS} steps, "
+          f"{torch.get_num_threads()} threads", flush=True)
+    _compare("attack: PGD.run via Target", bare, ours, reps)
+    try:
+        import torchattacks  # noqa: F401
+    except ImportError:
+        print("  torchattacks PGD                   not installed (pip install 'robbench[torchattacks]')")
+    else:
+        import torchattacks
+
+        ta = torchattacks.PGD(model, eps=eps, alpha=alpha, steps=STEPS, random_start=True)
+
+        def tattack() -> None:
+            for xb, yb, _ in batches:
+                ta(xb, yb)
+
+        _compare("attack: torchattacks.PGD (vs bare)", bare, tattack, reps)
+    if unit_factory is not None:
+        ex, unit = unit_factory()
+
+        def bare_unit() -> None:
+            g = generator(0)
+            for xb, yb, _ in batches:
+                adv = bare_pgd(model, xb, yb, eps, alpha, STEPS, g)
+                with torch.no_grad():
+                    (model(xb).argmax(1) == yb).sum().item()
+                    (model(adv).argmax(1) == yb).sum().item()
+
+        def our_unit() -> None:
+            ex.run_unit(unit)
+
+        _compare("unit: runner (judge + rows + shard)", bare_unit, our_unit, reps)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--n", type=int, default=256, help="samples per setting")
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--only", choices=["digits", "cifar-shape"], default=None)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    with open("/proc/loadavg") as fh:
+        print(f"load average at start: {fh.read().split()[:3]}")
+    from robbench.data.base import load_dataset
+    from robbench.models.base import build_model, init_weights
+    from robbench.zoo import load_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.only in (None, "digits"):
+            data = load_dataset("digits").load("test")
+            x, y = data.x[: args.n], data.y[: args.n]
+            model = load_model("digits-cnn", quiet=True)
+            bench_setting("digits", model, x, y, 0.1, args.batch, args.reps,
+                          lambda: _runner_unit(Path(tmp) / "d", x, y, "digits-cnn", "digits", 0.1, args.batch))
+        if args.only in (None, "cifar-shape"):
+            g = generator(1)
+            model = init_weights(build_model("small_cnn", in_channels=3, width=64), g)
+            x = torch.rand(args.n, 3, 32, 32, generator=g)
+            y = torch.randint(0, 10, (args.n,), generator=g)
+            bench_setting("cifar-shape", model, x, y, 8 / 255, args.batch, args.reps)
+    with open("/proc/loadavg") as fh:
+        print(f"load average at end: {fh.read().split()[:3]}")
+
+
+if __name__ == "__main__":
+    main()
