@@ -89,7 +89,7 @@ _TIDY = [("defense", "defense"), ("attack", "attack"), ("threat", "threat"), ("n
 
 
 def _tidy_cells(row: pd.Series) -> dict[str, str]:
-    only = bool(row.get("reported_only", False))
+    only = bool(row.get("reported_only", False)) or int(row["n"]) == 0
     rep = rep_pct(row.get("reported"))
     if rep and not is_missing(row.get("reported_n")):
         rep += f" (n={int(row['reported_n'])})"
@@ -328,7 +328,7 @@ def pivot_latex(pivot: Pivot, caption: str | None = None) -> str:
         out.append(r"\par\smallskip{\footnotesize " + "; ".join(notes) + "}")
     cap = caption or pivot.title
     if cap:
-        out.append(r"\caption{" + tex_escape(cap) + r" Accuracy in \%, 95\,\% Wilson interval in brackets.}")
+        out.append(r"\caption{" + tex_escape(cap.rstrip(". ")) + r". Accuracy in \%, 95\,\% Wilson interval in brackets.}")
     out.append(r"\end{table}")
     return "\n".join(out) + "\n"
 

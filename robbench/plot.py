@@ -34,6 +34,7 @@ from robbench.summary import WORST, load_results, summarize
 from robbench.threat import NORMS, format_eps, parse_eps
 
 KINDS = ("eps", "tradeoff", "trace")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
 @dataclass
@@ -108,8 +109,10 @@ def plot_eps(summary: pd.DataFrame, path: Path, title: str) -> Path | None:
                     x, y = np.r_[0.0, x], np.r_[100 * clean["accuracy"].iloc[0], y]
                     lo, hi = np.r_[100 * clean["ci_low"].iloc[0], lo], np.r_[100 * clean["ci_high"].iloc[0], hi]
                 main = attack == WORST or not several
-                ax.plot(x, y, marker="o" if main else ".", lw=2.2 if main else 0.9, ls="-" if main else "--",
-                        color=colors[d], alpha=1.0 if main else 0.6, label=d if main and ax is axes[0] else None)
+                k = defenses.index(d)  # distinct markers, larger first, so identical curves stay visible
+                ax.plot(x, y, marker=MARKERS[k % len(MARKERS)] if main else ".", ms=max(4.0, 9.0 - 1.2 * k) if main else 4,
+                        lw=2.2 if main else 0.9, ls="-" if main else "--", color=colors[d], alpha=1.0 if main else 0.6,
+                        label=d if main else None)
                 if main:
                     ax.fill_between(x, lo, hi, color=colors[d], alpha=0.15, lw=0)
                 elif len(attacks) <= 5 and panel["defense"].nunique() <= 2:

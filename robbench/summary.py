@@ -152,6 +152,13 @@ def check_reported(suite: Any, threat_free: dict[str, bool]) -> None:
                 raise SuiteError(f"{where}: attack {r.attack!r} does not run on defense {r.defense!r} (its `defenses:` list)")
             if not free and a.norms is not None and r.norm is not None and r.norm.lower() not in a.norms:
                 raise SuiteError(f"{where}: attack {r.attack!r} does not run at norm {r.norm} (its `norms:` list)")
+        if not r.reported_only and r.attack == WORST:
+            running = [a.id for a in suite.attacks if not threat_free.get(a.id, False)
+                       and (a.defenses is None or r.defense in a.defenses) and (a.norms is None or r.norm in a.norms)]
+            if len(running) < 2:
+                raise SuiteError(f"{where}: the worst case over attacks needs two or more attacks on defense "
+                                 f"{r.defense!r} at {r.norm}; it has {running or 'none'}",
+                                 hint="compare the number with that attack's id instead")
         key = (r.defense, r.attack, r.norm, _eps_key(r.eps))
         if key in seen:
             raise SuiteError(f"{where}: the same cell as suite.reported.{seen[key]}; give each number once")
@@ -251,6 +258,7 @@ def summarize(df: pd.DataFrame, manifest: dict[str, Any], scoring: str | None = 
     order = {c["id"]: i for i, c in enumerate(manifest.get("cells", []))}
     defense_order = {d.get("id") or d.get("name"): i for i, d in enumerate((manifest.get("suite") or {}).get("defenses") or [])}
     lines = []
+    used: set[tuple[Any, ...]] = set()  # reported entries placed beside a measured cell
     for cell, g in s.groupby("cell", sort=False):
         first = g.iloc[0]
         n = len(g)
@@ -269,7 +277,9 @@ def summarize(df: pd.DataFrame, manifest: dict[str, Any], scoring: str | None = 
             "_order": order.get(cell, 10**6), "_dorder": defense_order.get(first["defense"], 10**6),
         }
         key_norm = None if norm == "none" else norm
-        _attach_reported(line, reported.get((first["defense"], first["attack"], key_norm, _eps_key(None if key_norm is None else first["eps"]))))
+        key = (first["defense"], first["attack"], key_norm, _eps_key(None if key_norm is None else first["eps"]))
+        _attach_reported(line, reported.get(key))
+        used.add(key)
         lines.append(line)
     if worst_case:
         attacked = s[s["norm"] != "none"]
@@ -294,10 +304,12 @@ def summarize(df: pd.DataFrame, manifest: dict[str, Any], scoring: str | None = 
                 "seconds": float("nan"), "_order": last, "_dorder": defense_order.get(defense, 10**6),
             }
             _attach_reported(line, reported.get((defense, WORST, norm, _eps_key(eps))))
+            used.add((defense, WORST, norm, _eps_key(eps)))
             lines.append(line)
     if reported_only:
         for i, r in enumerate(entries):
-            if not r.get("reported_only"):
+            key = (r["defense"], r["attack"], r.get("norm"), _eps_key(r.get("eps")))
+            if not r.get("reported_only") and (key in used or (r["attack"] == WORST and not worst_case)):
                 continue
             norm = r.get("norm") or "none"
             eps = float(r["eps"]) if r.get("eps") is not None else 0.0
@@ -305,11 +317,13 @@ def summarize(df: pd.DataFrame, manifest: dict[str, Any], scoring: str | None = 
                 "defense": r["defense"], "attack": r["attack"], "norm": norm, "eps": eps,
                 "eps_label": format_eps(eps) if norm != "none" else "", "n": 0, "accuracy": float("nan"),
                 "ci_low": float("nan"), "ci_high": float("nan"), "clean_accuracy": float("nan"),
-                "scoring": "reported only", "draws": 0, "gradient": "", "randomness": "", "eot": 0, "errors": 0,
+                "scoring": "reported only" if r.get("reported_only") else "not measured", "draws": 0, "gradient": "", "randomness": "", "eot": 0, "errors": 0,
                 "model_evals": float("nan"), "seconds": float("nan"), "_order": 10**7 + i, "_dorder": 10**7 + i,
             }
+            if not r.get("reported_only"):  # a suite defense: keep it with its measured cells
+                line["_dorder"] = defense_order.get(r["defense"], 10**6)
             _attach_reported(line, r)
-            line["reported_only"] = True
+            line["reported_only"] = bool(r.get("reported_only"))
             lines.append(line)
     out = pd.DataFrame(lines)
     if out.empty:

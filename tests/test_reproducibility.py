@@ -79,7 +79,7 @@ def test_manifest_records_what_a_rerun_needs_and_the_rerun_reproduces(runs: Path
     assert m["suite"]["seed"] == m["seed"] == 7 and m["suite"]["defenses"][1]["params"] == {"sigma": 0.2}
     assert m["environment"]["packages"]["torch"] == torch.__version__ and m["environment"]["robbench"]
     assert m["device"] == "cpu" and m["deterministic"] is False and m["threads"] >= 1
-    assert "git_sha" in m and "git_dirty" in m and "robbench.cli run" in m["command"]
+    assert "git_sha" in m and "git_dirty" in m and f"run {runs / 'suite.yaml'} --out {out}" in m["command"]
     assert len(m["checkpoints"]["classifier"]) == 64  # the sha256 of the classifier's weights
     assert len(m["cells"]) == 10 and all({"id", "defense", "attack", "eps", "draws", "eot"} <= set(c) for c in m["cells"])
     # rerun from the results directory alone: the stored suite text, the recorded command

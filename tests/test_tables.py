@@ -141,6 +141,18 @@ def test_reported_only_rows_are_shown_not_dropped(paper: Path) -> None:
     assert list(dict.fromkeys(s.defense)) == ["pur-8", "pur-16", "adp", "Other & Co_1"]  # suite order
 
 
+def test_reported_number_of_a_cell_without_rows_is_shown_as_not_measured(paper: Path) -> None:
+    loaded = load_results(paper)
+    rows = loaded.rows[~((loaded.rows.defense == "pur-8") & (loaded.rows.attack == "BPDA-det") & (loaded.rows.norm == "linf"))]
+    s = summarize(rows, loaded.manifest)
+    line = _line(s, "pur-8", "BPDA-det")
+    assert line.n == 0 and line.scoring == "not measured" and line.reported == pytest.approx(0.4817)
+    assert not line.reported_only and list(dict.fromkeys(s.defense))[0] == "pur-8"  # stays with its defense
+    # --no-worst-case leaves out the worst-case lines together with their reported number
+    no_worst = summarize(loaded.rows, loaded.manifest, worst_case=False)
+    assert no_worst[no_worst.attack == WORST].empty
+
+
 def test_pivot_rows_columns_cells_and_sources(paper: Path) -> None:
     loaded = load_results(paper)
     p = build_pivot(summarize(loaded.rows, loaded.manifest), loaded.manifest, title="t")
@@ -235,12 +247,17 @@ DOC = "\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n%s\n
 
 
 def _pdflatex() -> str:
+    """pdflatex with booktabs; missing: a failure under ROBBENCH_REQUIRE_REAL_DATA=1 (CI), else a skip."""
     exe = shutil.which("pdflatex")
-    if exe is None:
+    kpse = shutil.which("kpsewhich")
+    missing = "pdflatex" if exe is None else (
+        "booktabs.sty" if kpse is None or subprocess.run([kpse, "booktabs.sty"], capture_output=True).returncode else None)
+    if missing:
+        fix = "apt-get install -y --no-install-recommends texlive-latex-base texlive-latex-recommended"
         if os.environ.get("ROBBENCH_REQUIRE_REAL_DATA") == "1":
-            pytest.fail("pdflatex is missing: install it with `apt-get install -y --no-install-recommends "
-                        "texlive-latex-base texlive-latex-recommended` (booktabs is in the latter)")
-        pytest.skip("pdflatex is not installed (apt-get install texlive-latex-base texlive-latex-recommended)")
+            pytest.fail(f"{missing} is missing: install it with `{fix}` (booktabs is in texlive-latex-recommended)")
+        pytest.skip(f"{missing} is not installed ({fix})")
+    assert exe is not None
     return exe
 
 
@@ -347,6 +364,16 @@ def test_validate_rejects_reported_entries_that_would_be_dropped(write_suite, en
     rep = dict(entry, accuracy=50.0, source={"paper": "p"})
     res = runner.invoke(app, ["validate", str(write_suite(base_suite(reported=[rep])))])
     assert res.exit_code == 2 and message in res.output, res.output
+
+
+def test_validate_rejects_worst_case_number_with_a_single_attack(write_suite) -> None:  # type: ignore[no-untyped-def]
+    rep = {"defense": "none", "attack": WORST, "norm": "linf", "eps": 0.1, "accuracy": 5, "source": {"paper": "p"}}
+    res = runner.invoke(app, ["validate", str(write_suite(base_suite(reported=[rep])))])
+    assert res.exit_code == 2 and "needs two or more attacks" in res.output and "['PGD5']" in res.output
+    two = base_suite(attacks=[{"id": "clean", "name": "clean"}, {"id": "PGD5", "name": "pgd", "params": {"steps": 5}},
+                              {"id": "PGD3", "name": "pgd", "params": {"steps": 3}}], reported=[rep])
+    res = runner.invoke(app, ["validate", str(write_suite(two, "two.yaml"))])
+    assert res.exit_code == 0, res.output
 
 
 def test_validate_rejects_reported_cell_the_attack_does_not_run(write_suite) -> None:  # type: ignore[no-untyped-def]

@@ -184,7 +184,7 @@ def test_wrong_layout_for_the_format_is_named(tmp_path: Path) -> None:
     torch.save([torch.zeros(3)], lst)
     with pytest.raises(CheckpointError, match=r"list\.pt is not a state dict.*found a list"):
         check_checkpoint("wrn28_10", lst, fmt="robustbench", config=WRN_TINY)
-    with pytest.raises(CheckpointError, match=r"list\.pt is not a state dict"):
+    with pytest.raises(CheckpointError, match=r"list\.pt holds a list, not a state dict"):
         check_checkpoint("wrn28_10", lst, config=WRN_TINY)
 
 

@@ -76,9 +76,10 @@ def train_adversarial(model: nn.Module, recipe: Any, train: DataSplit, test: Dat
 
     Train config: ``steps``, ``batch_size`` (64), ``lr`` (1e-3, Adam, cosine decay), ``norm``
     (linf), ``eps`` (0.1; a number or "8/255"), ``attack_steps`` (7), ``attack_step_size``
-    (default 2.5 * eps / attack_steps), ``eval_steps`` (20). The examples are crafted with the
-    model in eval mode from per-sample random starts seeded by (seed, step, sample). Metrics:
-    clean test accuracy and accuracy under robbench's PGD attack with ``eval_steps`` steps.
+    (default 2.5 * eps / attack_steps), ``eval_steps`` (20), ``eval_samples`` (all). The examples
+    are crafted with the model in eval mode from per-sample random starts seeded by (seed, step,
+    sample). Metrics: clean test accuracy, and accuracy under robbench's PGD attack with
+    ``eval_steps`` steps on the first ``eval_samples`` test images.
     """
     cfg = recipe.train
     steps, bs, lr = int(cfg.get("steps", 1000)), int(cfg.get("batch_size", 64)), float(cfg.get("lr", 1e-3))
@@ -105,7 +106,10 @@ def train_adversarial(model: nn.Module, recipe: Any, train: DataSplit, test: Dat
     model.eval()
     metrics: dict[str, Any] = {"test_accuracy": accuracy(model, test.x, test.y), "train_accuracy": accuracy(model, train.x, train.y)}
     eval_steps = int(cfg.get("eval_steps", 20))
-    metrics[f"pgd{eval_steps}_accuracy_{threat.id}"] = pgd_accuracy(model, dataset, test, threat, eval_steps, recipe.seed)
+    n = min(len(test), int(cfg.get("eval_samples", len(test))))
+    sub = test if n == len(test) else test.subset(list(range(n)))
+    metrics[f"pgd{eval_steps}_accuracy_{threat.id}"] = pgd_accuracy(model, dataset, sub, threat, eval_steps, recipe.seed)
+    metrics["pgd_eval_samples"] = n
     return metrics
 
 

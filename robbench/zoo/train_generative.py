@@ -22,6 +22,11 @@ from robbench.zoo.train import trainer
 EVAL_SIGMAS = (0.05, 0.1, 0.2, 0.5)
 
 
+def _eval_samples(cfg: dict[str, Any], test: DataSplit) -> int:
+    """How many test images (the first ones) the final metrics use: ``eval_samples``, default all."""
+    return min(len(test), int(cfg.get("eval_samples", len(test))))
+
+
 def _optimizer(model: nn.Module, cfg: dict[str, Any]) -> torch.optim.Optimizer:
     return torch.optim.Adam(model.parameters(), lr=float(cfg.get("lr", 2e-3)))
 
@@ -81,8 +86,9 @@ def train_dsm(model: nn.Module, recipe: Any, train: DataSplit, test: DataSplit,
     Loss ``mean_i || sigma_i s(x + sigma_i xi, sigma_i) + xi ||^2`` with one level drawn uniformly
     per sample and xi ~ N(0, I) (reported per dimension). Train config: ``steps``, ``batch_size``
     (128), ``lr`` (2e-3, Adam, warm-up then cosine decay), ``warmup`` (0), ``grad_clip`` (1.0),
-    ``ema`` (0.999). Metrics: denoising MSE of the EMA model's Tweedie denoiser and of the noisy
-    input at the sigmas of :data:`EVAL_SIGMAS`, on the test split.
+    ``ema`` (0.999), ``eval_samples`` (all). Metrics: denoising MSE of the EMA model's Tweedie
+    denoiser and of the noisy input at the sigmas of :data:`EVAL_SIGMAS`, on the first
+    ``eval_samples`` test images.
     """
     cfg = recipe.train
     steps, bs = int(cfg.get("steps", 1000)), int(cfg.get("batch_size", 128))
@@ -107,7 +113,8 @@ def train_dsm(model: nn.Module, recipe: Any, train: DataSplit, test: DataSplit,
         ckpt.save(step + 1, model, opt, ema=ema)
     ema.copy_to(model)
     model.eval()
-    return denoising_mse(model, test.x, seed=recipe.seed)
+    n = _eval_samples(cfg, test)
+    return dict(denoising_mse(model, test.x[:n], seed=recipe.seed), eval_samples=n)
 
 
 @torch.no_grad()
@@ -161,8 +168,9 @@ def train_ddpm(model: nn.Module, recipe: Any, train: DataSplit, test: DataSplit,
     the schedule, x0 the image in [-1, 1]; labels are replaced by the null class with probability
     ``p_uncond`` (0.1) so one model serves conditional and unconditional use (classifier-free
     guidance training). Train config: ``steps``, ``batch_size`` (128), ``lr`` (2e-3),
-    ``warmup`` (0), ``grad_clip`` (1.0), ``ema`` (0.999), ``p_uncond``. Metrics: pixel MSE of the
-    x0 estimate and of the rescaled noisy input at t = 0.1, 0.25 and 0.5 T (:func:`x0_mse`).
+    ``warmup`` (0), ``grad_clip`` (1.0), ``ema`` (0.999), ``p_uncond``, ``eval_samples`` (all).
+    Metrics: pixel MSE of the x0 estimate and of the rescaled noisy input at t = 0.1, 0.25 and
+    0.5 T (:func:`x0_mse`) on the first ``eval_samples`` test images.
     """
     from robbench.models.generative import to_diffusion
 
@@ -195,4 +203,5 @@ def train_ddpm(model: nn.Module, recipe: Any, train: DataSplit, test: DataSplit,
         ckpt.save(step + 1, model, opt, ema=ema)
     ema.copy_to(model)
     model.eval()
-    return x0_mse(model, test.x, test.y, seed=recipe.seed)
+    n = _eval_samples(cfg, test)
+    return dict(x0_mse(model, test.x[:n], test.y[:n], seed=recipe.seed), eval_samples=n)
