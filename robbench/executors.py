@@ -320,7 +320,17 @@ class InProcess:
         return None
 
 
-def _pool_worker_main(spec: WorkerSpec, conn: Any) -> None:  # pragma: no cover - runs in a child process
+def _slot_device(spec: WorkerSpec, slot: int) -> str | None:
+    """Worker ``slot``'s device: with several GPUs and device auto/cuda, GPU ``slot % count``."""
+    if spec.device not in ("auto", "cuda"):
+        return None
+    import torch
+
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return f"cuda:{slot % n}" if n > 1 else None
+
+
+def _pool_worker_main(spec: WorkerSpec, conn: Any, slot: int = 0) -> None:  # pragma: no cover - child process
     """A pool worker: receive unit keys, run them, answer results; ``None`` ends it."""
     ex: Executor | None = None
     setup_error: UnitResult | None = None
@@ -333,7 +343,7 @@ def _pool_worker_main(spec: WorkerSpec, conn: Any) -> None:  # pragma: no cover 
             return
         if ex is None and setup_error is None:
             try:
-                ex = worker_executor(spec)
+                ex = worker_executor(spec, device=_slot_device(spec, slot))
             except RobbenchError as exc:
                 setup_error = UnitResult(key, error=f"worker setup: {exc.message}", retryable=False)
             except Exception as exc:  # noqa: BLE001
@@ -345,11 +355,12 @@ def _pool_worker_main(spec: WorkerSpec, conn: Any) -> None:  # pragma: no cover 
         conn.send(run_unit_safely(ex, key))
 
 
-@dataclass
+@dataclass(eq=False)
 class _Worker:
     proc: Any
     conn: Any
     key: UnitKey | None = None
+    slot: int = 0
 
 
 class ProcessPool:
@@ -367,19 +378,19 @@ class ProcessPool:
         self.answered = 0  # results received from workers
         self.deaths = 0
 
-    def _start(self) -> _Worker:
+    def _start(self, slot: int) -> _Worker:
         parent, child = self.ctx.Pipe()
-        proc = self.ctx.Process(target=_pool_worker_main, args=(self.spec, child), daemon=True,
-                                name="robbench-worker")
+        proc = self.ctx.Process(target=_pool_worker_main, args=(self.spec, child, slot), daemon=True,
+                                name=f"robbench-worker-{slot}")
         proc.start()
         child.close()
-        return _Worker(proc, parent)
+        return _Worker(proc, parent, slot=slot)
 
     def run_round(self, keys: Sequence[UnitKey], progress: _Progress) -> list[UnitResult]:
         from multiprocessing.connection import wait
 
         while len(self.workers) < min(self.n, len(keys)):
-            self.workers.append(self._start())
+            self.workers.append(self._start(len(self.workers)))
         queue = deque(keys)
         results: dict[UnitKey, UnitResult] = {}
         idle = list(self.workers)
@@ -415,7 +426,7 @@ class ProcessPool:
                     results[w.key] = UnitResult(w.key, error=f"worker process died (exit code {w.proc.exitcode})")
                     busy.remove(w)
                     w.conn.close()
-                    fresh = self._start()
+                    fresh = self._start(w.slot)
                     self.workers[self.workers.index(w)] = fresh
                     idle.append(fresh)
         return [results[k] for k in keys]

@@ -150,16 +150,17 @@ class Target:
         loss_fn = LOSSES[loss] if isinstance(loss, str) else loss
         b = x.shape[0]
         xg = x.detach().clone().requires_grad_(True)
-        total = torch.zeros(b, device=x.device)
-        first_logits: Tensor | None = None
         k = self.eot
-        if k == 1:
+        if k == 1:  # the common case, without the EoT bookkeeping (and no gradient into parameters)
             logits = self._logits(xg, self.rng)
             losses = loss_fn(logits, y)
-            losses.sum().backward()
-            total = losses.detach()
-            first_logits = logits.detach()
-        elif self.eot_batched:
+            (grad,) = torch.autograd.grad(losses.sum(), xg)
+            self.forwards += 1
+            self.backwards += 1
+            return losses.detach(), grad, logits.detach()
+        total = torch.zeros(b, device=x.device)
+        first_logits: Tensor | None = None
+        if self.eot_batched:
             assert self._eot_rng is not None
             per_chunk = max(1, self.eot_chunk // b)
             for start in range(0, k, per_chunk):

@@ -284,12 +284,14 @@ def _validate(suite: dict[str, Any], write_suite: Any, zoo: Path) -> subprocess.
 
 def test_validate_rejects_bad_models_before_any_compute(write_suite: Any, tmp_path: Path) -> None:
     zoo = tmp_path / "empty-zoo"
+    from robbench.models import build_model
+
+    uncond_cfg = {"channels": 8, "depth": 1, "timesteps": 20, "class_conditional": False}
     uncond = tmp_path / "uncond.pt"
-    uncond.write_bytes(b"never read")
+    torch.save(build_model("diffusion_unet", **uncond_cfg).state_dict(), uncond)
     cases = [
         ({"name": "rdc", "params": {"diffusion_model": {"arch": "diffusion_unet", "checkpoint": str(uncond),
-                                                        "config": {"channels": 8, "depth": 1, "timesteps": 20,
-                                                                   "class_conditional": False}}}},
+                                                        "config": uncond_cfg}}},
          "diffusion_model", "not class-conditional"),
         ({"name": "agdm", "params": {"aux_model": "no-such-net"}}, "aux_model", "no-such-net"),
         ({"name": "agdm", "params": {"aux_model": {"arch": "small_cnn", "checkpoint": str(tmp_path / "gone.pt")}}},

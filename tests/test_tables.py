@@ -167,6 +167,10 @@ def test_pivot_rows_columns_cells_and_sources(paper: Path) -> None:
     assert adp.n_label == f"n={N}" and adp.scoring_label == "worst of 3 draws, det-seed"
     only = p.rows[3]
     assert only.reported_only and not only.cells["BPDA-det L2 0.5"].measured and only.scoring_label == "reported only"
+    from robbench.api import pivot
+
+    via_api = pivot(paper)
+    assert via_api.title == "paperlike" and via_api.to_dict()["rows"] == p.to_dict()["rows"]
 
 
 # ---- formats ---------------------------------------------------------------------------------------
@@ -430,3 +434,16 @@ def test_cifar10_suite_parses_resolves_and_places_every_reported_number() -> Non
     assert all(r.reported_only for r in suite.reported if r.defense.startswith(("Liu", "ADBM")))
     assert numbers[("rdc", WORST, "linf")] == 73.24
     assert "84.6" in [r for r in suite.reported if r.defense == "pursamere-16" and r.attack == "clean"][0].source.note
+
+
+def test_partial_run_is_said_under_the_table(tmp_path: Path) -> None:
+    suite = {"name": "x", "data": {"dataset": "digits", "n_samples": 10}, "classifier": "digits-cnn",
+             "threats": [{"norm": "linf", "eps": 0.1}], "defenses": [{"name": "none"}],
+             "attacks": [{"id": "clean", "name": "clean"}, {"id": "P", "name": "pgd"}]}
+    res_dir = write_results(tmp_path / "r", suite, [cell("none", "clean", "none", 0.0, bools(9, 10)),
+                                                    cell("none", "P", "linf", 0.1, bools(2, 4))], status="running")
+    res = runner.invoke(app, ["table", str(res_dir)])
+    assert res.exit_code == 0, res.output
+    assert "the run is running" in res.output and "1 of 2 cells have fewer than the suite's 10 samples" in res.output
+    res = runner.invoke(app, ["table", str(res_dir), "--pivot", "--format", "json"])
+    assert any("fewer than" in n for n in json.loads(res.stdout)["notes"])

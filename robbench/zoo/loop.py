@@ -70,7 +70,7 @@ class EMA:
 
 
 class Checkpointer:
-    """Periodic partial checkpoints ``KEY.partial.pt`` in the zoo folder, written atomically.
+    """Periodic partial checkpoints ``KEY.partial-tTHREADS.pt`` in the zoo folder, written atomically.
 
     ``restore`` loads the latest one (if any) into the given objects and returns the step to
     continue from; ``save`` writes one every ``every`` steps; ``finish`` removes it once the final
@@ -81,7 +81,10 @@ class Checkpointer:
         from robbench.zoo.store import ZooStore
 
         self.recipe_hash = str(recipe.hash)
-        self.path = ZooStore(zoo_dir).root / f"{recipe.key}.partial.pt"
+        self.root = ZooStore(zoo_dir).root
+        self.key = str(recipe.key)
+        # CPU results depend on the thread count, so runs with different counts never mix their states
+        self.path = self.root / f"{self.key}.partial-t{torch.get_num_threads()}.pt"
         self.every = int(every) if every else max(1, steps // 20)
         self.steps = steps
         #: the step a run continued from (0: trained from the start)
@@ -119,4 +122,6 @@ class Checkpointer:
         atomic_write_bytes(self.path, buf.getvalue())
 
     def finish(self) -> None:
-        self.path.unlink(missing_ok=True)
+        """Remove this recipe's partial checkpoints once its final checkpoint is stored."""
+        for p in self.root.glob(f"{self.key}.partial*.pt"):
+            p.unlink(missing_ok=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -91,17 +93,36 @@ class ZooStore:
         ckpt, man = self.paths(key)
         return ckpt.is_file() and man.is_file()
 
+    @contextmanager
+    def _locked(self, shared: bool) -> Iterator[None]:
+        """Hold the folder's lock: writers replace a checkpoint and its manifest as one pair, so a
+        reader (or a second process training the same recipe) never sees one without the other."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fh = open(self.root / ".zoo.lock", "a+")  # noqa: SIM115 - closed below
+        except OSError:  # a read-only cache: nobody writes there, nothing to lock
+            yield
+            return
+        with fh:
+            try:
+                import fcntl
+
+                fcntl.flock(fh.fileno(), fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+            except (ImportError, OSError):  # no flock (e.g. Windows, some network disks): atomic files only
+                pass
+            yield
+
     def save(self, key: str, state: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:
         import io
 
-        self.root.mkdir(parents=True, exist_ok=True)
         ckpt, man = self.paths(key)
         buf = io.BytesIO()
         torch.save(state, buf)
         data = buf.getvalue()
         manifest = dict(manifest, sha256=hashlib.sha256(data).hexdigest(), file=ckpt.name)
-        atomic_write_bytes(ckpt, data)
-        atomic_write_text(man, json.dumps(manifest, indent=2, sort_keys=True))
+        with self._locked(shared=False):
+            atomic_write_bytes(ckpt, data)
+            atomic_write_text(man, json.dumps(manifest, indent=2, sort_keys=True))
         return manifest
 
     def manifest(self, key: str) -> dict[str, Any]:
@@ -114,12 +135,13 @@ class ZooStore:
 
     def load(self, key: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """(state, manifest) with the checkpoint's sha256 verified against its manifest."""
-        manifest = self.manifest(key)
-        ckpt, man = self.paths(key)
-        if not isinstance(manifest.get("sha256"), str):  # never load a zoo file unverified
-            raise CheckpointError(f"zoo manifest {man} records no sha256 for {ckpt.name}",
-                                  hint=f"delete {ckpt} and {man} and retrain (`robbench zoo train`)")
-        state = load_state_dict(ckpt, manifest["sha256"])
+        with self._locked(shared=True):
+            manifest = self.manifest(key)
+            ckpt, man = self.paths(key)
+            if not isinstance(manifest.get("sha256"), str):  # never load a zoo file unverified
+                raise CheckpointError(f"zoo manifest {man} records no sha256 for {ckpt.name}",
+                                      hint=f"delete {ckpt} and {man} and retrain (`robbench zoo train`)")
+            state = load_state_dict(ckpt, manifest["sha256"])
         return state, manifest
 
     def entries(self) -> list[dict[str, Any]]:

@@ -1,0 +1,132 @@
+"""Benchmark 2: AutoAttack through robbench vs pyautoattack called directly (goal <= 1.05x, same flags).
+
+Same model (the zoo ``digits-cnn``), same samples, same seed: robbench's ``autoattack`` attack with
+``batching: batch`` seeds pyautoattack with ``batch_seed`` of the samples' suite-derived seeds; the
+direct call is given that seed, so both run the same trajectories and must return identical robust
+flags (robbench's ``adv_correct`` rows, judged by the runner, vs ``model(x_adv).argmax() == y``).
+
+Timed, interleaved (direct, robbench, direct, ...), medians:
+
+- robbench: one work unit through the runner (AutoAttack on ``Target.as_module()`` of the ``none``
+  defense, containment check, judging clean and adversarial, rows, shard);
+- direct: ``pyautoattack.AutoAttack(model, ...).run_standard_evaluation(x, y)`` plus the robust flags.
+
+Also reported (not a like-for-like ratio): robbench's default ``batching: sample`` (one pyautoattack
+call per sample, seeded per sample, so rows do not depend on the batch size) against the same direct
+batched call.
+
+Run: ``python benchmarks/bench_autoattack_overhead.py [--n 64] [--reps 3] [--version standard]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("ROBBENCH_ZOO_DIR", str(ROOT / ".robbench-cache" / "zoo"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=64)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--eps", type=float, default=0.1)
+    ap.add_argument("--version", default="standard", choices=["standard", "plus"])
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--skip-sample", action="store_true", help="skip the batching: sample measurement")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from robbench import registry
+
+    if "autoattack" not in registry.attacks.names():
+        print("the autoattack attack is not registered: nothing to measure")
+        return
+    try:
+        import pyautoattack
+    except ImportError:
+        print("pyautoattack not installed (pip install 'robbench[autoattack]')")
+        return
+    from robbench.attacks._thirdparty import batch_seed
+    from robbench.results import ResultsDir
+    from robbench.runner import Executor, Plan, Unit
+    from robbench.seeding import SampleRNG
+    from robbench.suite import parse_suite
+
+    with open("/proc/loadavg") as fh:
+        print(f"load average at start: {fh.read().split()[:3]}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
+              f"pyautoattack {getattr(pyautoattack, '__version__', '?')}")
+
+    def make(batching: str, tmp: Path):  # type: ignore[no-untyped-def]
+        suite = {"name": "bench-aa", "seed": 0, "data": {"dataset": "digits", "split": "test", "n_samples": args.n},
+                 "classifier": "digits-cnn", "threats": [{"norm": "linf", "eps": args.eps}], "defenses": [{"name": "none"}],
+                 "attacks": [{"id": "AA", "name": "autoattack", "params": {"version": args.version, "batching": batching}}],
+                 "evaluation": {"batch_size": args.n}}
+        text = yaml.safe_dump(suite)
+        plan = Plan(parse_suite(text), suite_text=text)
+        rd = ResultsDir(tmp / f"res-{batching}")
+        ex = Executor(plan, rd, torch.device("cpu"), args.n, quiet=True)
+        return ex, Unit(plan.cells[0], list(range(args.n))), rd
+
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        ex, unit, rd = make("batch", tmp)
+        data = ex.data
+        x, y = data.x, data.y
+        model = ex.ctx.classifier
+        assert model is not None
+        seeds = SampleRNG.for_samples(data.ids, 0, unit.cell.id, "attack").seeds
+        seed = batch_seed(seeds)
+
+        def direct() -> torch.Tensor:
+            aa = pyautoattack.AutoAttack(model, norm="Linf", eps=args.eps, version=args.version, seed=seed, device="cpu")
+            aa.verbose = False
+            with torch.random.fork_rng(devices=[]):
+                x_adv = aa.run_standard_evaluation(x, y, bs=args.n)
+            with torch.no_grad():
+                return model(x_adv).argmax(1) == y  # type: ignore[no-any-return]
+
+        def ours() -> None:
+            ex.run_unit(unit)
+
+        flags = direct()
+        ours()
+        rows = rd.read_rows().sort_values("sample_index")
+        ours_flags = torch.tensor(rows["adv_correct"].tolist())
+        same = int((ours_flags == flags).sum())
+        print(f"[digits, n={args.n}, Linf {args.eps:g}, version {args.version}] robust: direct {int(flags.sum())}/{args.n}, "
+              f"robbench {int(ours_flags.sum())}/{args.n}; identical flags on {same}/{args.n} samples", flush=True)
+        td, to, ratios = [], [], []
+        for _ in range(args.reps):
+            t0 = time.perf_counter()
+            direct()
+            td.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            ours()
+            to.append(time.perf_counter() - t0)
+            ratios.append(to[-1] / td[-1])
+        print(f"  batching batch:  direct {statistics.median(td):7.2f} s   robbench unit {statistics.median(to):7.2f} s   "
+              f"ratio {statistics.median(ratios):.3f}  (per rep {', '.join(f'{r:.3f}' for r in ratios)})", flush=True)
+        if not args.skip_sample:
+            ex_s, unit_s, _ = make("sample", tmp)
+            t0 = time.perf_counter()
+            ex_s.run_unit(unit_s)
+            ts = time.perf_counter() - t0
+            print(f"  batching sample (default; one call per sample): robbench unit {ts:7.2f} s = "
+                  f"{ts / statistics.median(td):.2f}x the direct batched call", flush=True)
+    with open("/proc/loadavg") as fh:
+        print(f"load average at end: {fh.read().split()[:3]}")
+
+
+if __name__ == "__main__":
+    main()
