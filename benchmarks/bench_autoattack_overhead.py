@@ -5,7 +5,8 @@ Same model (the zoo ``digits-cnn``), same samples, same seed: robbench's ``autoa
 direct call is given that seed, so both run the same trajectories and must return identical robust
 flags (robbench's ``adv_correct`` rows, judged by the runner, vs ``model(x_adv).argmax() == y``).
 
-Timed, interleaved (direct, robbench, direct, ...), medians:
+Timed, interleaved (direct, robbench, direct, ...), medians of this process's CPU time (robust on
+a shared machine with ``--threads 1``; the wall-time ratio is printed too):
 
 - robbench: one work unit through the runner (AutoAttack on ``Target.as_module()`` of the ``none``
   defense, containment check, judging clean and adversarial, rows, shard);
@@ -15,7 +16,7 @@ Also reported (not a like-for-like ratio): robbench's default ``batching: sample
 call per sample, seeded per sample, so rows do not depend on the batch size) against the same direct
 batched call.
 
-Run: ``python benchmarks/bench_autoattack_overhead.py [--n 64] [--reps 3] [--version standard]``
+Run: ``python benchmarks/bench_autoattack_overhead.py --threads 1 [--n 64] [--reps 3] [--version standard]``
 """
 
 from __future__ import annotations
@@ -106,23 +107,26 @@ def main() -> None:
         same = int((ours_flags == flags).sum())
         print(f"[digits, n={args.n}, Linf {args.eps:g}, version {args.version}] robust: direct {int(flags.sum())}/{args.n}, "
               f"robbench {int(ours_flags.sum())}/{args.n}; identical flags on {same}/{args.n} samples", flush=True)
-        td, to, ratios = [], [], []
+        td, to, ratios, wall = [], [], [], []
         for _ in range(args.reps):
-            t0 = time.perf_counter()
+            w0, t0 = time.perf_counter(), time.process_time()
             direct()
-            td.append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
+            td.append(time.process_time() - t0)
+            wd = time.perf_counter() - w0
+            w0, t0 = time.perf_counter(), time.process_time()
             ours()
-            to.append(time.perf_counter() - t0)
+            to.append(time.process_time() - t0)
+            wall.append((time.perf_counter() - w0) / wd)
             ratios.append(to[-1] / td[-1])
-        print(f"  batching batch:  direct {statistics.median(td):7.2f} s   robbench unit {statistics.median(to):7.2f} s   "
-              f"ratio {statistics.median(ratios):.3f}  (per rep {', '.join(f'{r:.3f}' for r in ratios)})", flush=True)
+        print(f"  batching batch:  CPU: direct {statistics.median(td):7.2f} s   robbench unit {statistics.median(to):7.2f} s   "
+              f"ratio {statistics.median(ratios):.3f}  (per rep {', '.join(f'{r:.3f}' for r in ratios)});  "
+              f"wall ratio {statistics.median(wall):.3f}", flush=True)
         if not args.skip_sample:
             ex_s, unit_s, _ = make("sample", tmp)
-            t0 = time.perf_counter()
+            t0 = time.process_time()
             ex_s.run_unit(unit_s)
-            ts = time.perf_counter() - t0
-            print(f"  batching sample (default; one call per sample): robbench unit {ts:7.2f} s = "
+            ts = time.process_time() - t0
+            print(f"  batching sample (default; one call per sample): robbench unit {ts:7.2f} CPU s = "
                   f"{ts / statistics.median(td):.2f}x the direct batched call", flush=True)
     with open("/proc/loadavg") as fh:
         print(f"load average at end: {fh.read().split()[:3]}")

@@ -2,7 +2,7 @@
 
 FLOPs are counted with ``torch.utils.flop_counter.FlopCounterMode`` (matmuls and convolutions,
 forward and the input-gradient backward passes the purifier takes). *Achieved* FLOP/s = the
-FLOPs of one ``purify`` call / its wall time (all its other work, Adam updates, projections,
+FLOPs of one ``purify`` call / its time (all its other work, Adam updates, projections,
 Monte Carlo replication, padding of the last micro-batch, counts as time). The *reference* is
 the same score network's best measured FLOP/s for the same kind of work (forward plus input
 gradient, weights frozen) over large batches. Goal: achieved >= 70 % of the reference.
@@ -14,7 +14,10 @@ batch whose B * N is not a multiple of ``micro_batch`` pays for padding).
 Settings: ``digits``: the zoo ``digits-score`` network on digits (1x8x8); ``cifar-shape``: a
 ``score_unet`` (channels 32, depth 2, random weights) on 3x32x32 inputs.
 
-Run: ``python benchmarks/bench_purify_flops.py [--reps 3] [--quick]``
+Times are this process's CPU seconds (on a shared machine, with ``--threads 1``, that is the work
+done whatever share of a core the process got); "FLOP/s" are FLOPs per CPU second.
+
+Run: ``python benchmarks/bench_purify_flops.py --threads 1 [--reps 3] [--quick]``
 """
 
 from __future__ import annotations
@@ -37,12 +40,13 @@ os.environ.setdefault("ROBBENCH_ZOO_DIR", str(ROOT / ".robbench-cache" / "zoo"))
 
 
 def _median_time(fn, reps: int) -> float:  # type: ignore[no-untyped-def]
+    """Median CPU seconds of this process per call (robust on a shared machine; run with --threads 1)."""
     fn()  # warm-up
     ts = []
     for _ in range(reps):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         fn()
-        ts.append(time.perf_counter() - t0)
+        ts.append(time.process_time() - t0)
     return statistics.median(ts)
 
 

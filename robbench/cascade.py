@@ -79,7 +79,7 @@ class Cascade:
                 if isinstance(row.get("broken_by"), str):
                     out[sid] = row
                     break
-                if row.get("error") is None and score_draws(row["adv_correct_draws"], self.scoring) == 0.0:
+                if not isinstance(row.get("error"), str) and score_draws(row["adv_correct_draws"], self.scoring) == 0.0:
                     out[sid] = row
                     break
         return out

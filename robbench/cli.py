@@ -297,7 +297,7 @@ def zoo_ls(zoo_dir: Optional[str] = typer.Option(None, "--zoo-dir"),
 
     if show_recipes:
         for name, r in recipes().items():
-            out.print(f"  {name:<26} {r.arch:<12} {r.dataset:<14} {r.description}", highlight=False)
+            out.print(f"  {name:<26} {r.arch:<14} {r.dataset:<14} {r.description}", highlight=False)
         return
     store = ZooStore(zoo_dir)
     entries = store.entries()
@@ -305,7 +305,9 @@ def zoo_ls(zoo_dir: Optional[str] = typer.Option(None, "--zoo-dir"),
         out.print(f"no models cached in {store.root}")
     for e in entries:
         metrics = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in (e.get("metrics") or {}).items())
-        out.print(f"  {e['key']:<30} {e.get('arch', '?'):<12} {e.get('dataset', '?'):<14} {metrics}", highlight=False)
+        out.print(f"  {e['key']:<34} {e.get('arch', '?'):<14} {e.get('dataset', '?'):<14} {metrics}", highlight=False)
+    for p in sorted(store.root.glob("*.partial*.pt")) if store.root.is_dir() else []:
+        out.print(f"  {p.name:<34} (unfinished: `robbench zoo train` resumes it)", highlight=False)
 
 
 @zoo_app.command("verify")

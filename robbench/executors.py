@@ -364,7 +364,10 @@ class _Worker:
 
 
 class ProcessPool:
-    """``workers`` spawned processes fed one unit at a time; a dead worker is replaced."""
+    """``workers`` spawned processes fed one unit at a time; a dead worker is replaced.
+
+    With several GPUs and ``--device auto`` or ``cuda``, worker ``i`` uses GPU ``i % count``.
+    """
 
     name = "local-pool"
 

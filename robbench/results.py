@@ -8,7 +8,8 @@ Layout of a results directory::
     .lock                held (flock) by the run writing here
 
 A shard is either whole or absent. A shard that cannot be read (torn by an outside copy, a full
-disk) is moved to ``rows/.corrupt/`` and its rows are recomputed on resume. Rows are keyed by
+disk) is moved to ``rows/.corrupt/`` and its rows are recomputed on resume; the ``.*.tmp`` files of
+a writer killed mid-write are deleted by the next run (under the lock). Rows are keyed by
 ``(cell, sample_id)``; a key present twice is kept once (the earliest shard by name).
 """
 

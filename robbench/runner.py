@@ -524,30 +524,3 @@ def _record_abort(rd: ResultsDir, manifest: dict[str, Any], exc: RobbenchError, 
         rd.write_manifest(manifest)
     except (RobbenchError, OSError):
         pass
-
-
-def _execute(ex: Executor, units: list[Unit], todo: int, quiet: bool) -> int:
-    written = 0
-    if quiet or not units:
-        for u in units:
-            written += ex.run_unit(u)
-        return written
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), TimeRemainingColumn(), transient=False) as prog:
-        overall = prog.add_task("samples (all cells)", total=todo)
-        cell_task = prog.add_task("", total=1)
-        current = None
-        for u in units:
-            if u.cell.id != current:
-                current = u.cell.id
-                n = sum(len(v.indices) for v in units if v.cell.id == current)
-                prog.reset(cell_task, total=n, description=u.cell.label)
-
-            def step(k: int) -> None:
-                prog.advance(overall, k)
-                prog.advance(cell_task, k)
-
-            written += ex.run_unit(u, progress=step)
-    return written

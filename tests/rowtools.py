@@ -13,10 +13,24 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from robbench.results import SCHEMA
-from tests.conftest import cli_cmd, cli_env
+from tests.conftest import base_suite, cli_cmd, cli_env
 
 #: columns that measure time or memory and legitimately differ between two runs
 TIMING = ("seconds", "peak_mem_mb")
+#: options of the subprocess runs: quiet, no table, one thread (the same floats in every process),
+#: shards of 4 samples (many resume points)
+RUN_ARGS = ["--quiet", "--table", "none", "--threads", "1", "--shard-size", "4"]
+
+
+def pgd_suite(path: Path, name: str, n: int, steps: int, batch_size: int = 4) -> Path:
+    """Write a digits suite (clean + PGD with ``steps`` steps on ``n`` samples) to ``path``."""
+    import yaml
+
+    suite = base_suite(name=name, data={"dataset": "digits", "split": "test", "n_samples": n},
+                       attacks=[{"id": "clean", "name": "clean"}, {"id": "PGD", "name": "pgd", "params": {"steps": steps}}],
+                       evaluation={"batch_size": batch_size})
+    path.write_text(yaml.safe_dump(suite, sort_keys=False))
+    return path
 
 
 def shard_files(out: Path) -> list[Path]:

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typing import Any
+
 import pandas as pd
 import pyautoattack
+import pytest
 import torch
 
 from robbench.api import run
 from robbench.attacks._thirdparty import batch_seed
+from robbench.attacks.autoattack import AutoAttack, AutoAttackParams
+from robbench.components import BuildContext, NoParams
 from robbench.data.base import load_dataset
+from robbench.defenses.none import NoDefense
+from robbench.seeding import SampleRNG
+from robbench.target import Target
+from robbench.threat import ThreatModel
 from robbench.results import ResultsDir
 from tests.conftest import base_suite
 
@@ -22,24 +31,29 @@ def _rows(out: Path) -> pd.DataFrame:
     return ResultsDir(out).read_rows().sort_values(["attack", "sample_index"]).reset_index(drop=True)
 
 
-def test_autoattack_flags_equal_direct_pyautoattack_calls(write_suite, tmp_path: Path, digits_classifier) -> None:  # type: ignore[no-untyped-def]
+def _compare_with_direct(write_suite, tmp_path: Path, model: torch.nn.Module, params: dict[str, Any],  # type: ignore[no-untyped-def]
+                         overrides: dict[str, int]) -> None:
     suite = base_suite(data={"dataset": "digits", "n_samples": N}, threats=[{"norm": "linf", "eps": EPS}],
-                       attacks=[{"id": "AA", "name": "autoattack", "params": {"version": "standard"}},
-                                {"id": "AA-batch", "name": "autoattack", "params": {"version": "standard", "batching": "batch"}}],
+                       attacks=[{"id": "AA", "name": "autoattack", "params": params},
+                                {"id": "AA-batch", "name": "autoattack", "params": {**params, "batching": "batch"}}],
                        evaluation={"batch_size": N})
     out = tmp_path / "res"
-    state = torch.get_rng_state()
     report = run(write_suite(suite), out=out, quiet=True, checks=False)
     assert not report.failures
-    assert torch.equal(torch.get_rng_state(), state), "robbench's AutoAttack changed torch's global generator"
     rows = _rows(out)
     data = load_dataset("digits").load("test")
     x, y = data.x[:N], data.y[:N]
-    model = digits_classifier.eval()
+    model = model.eval()
 
     def direct(xb: torch.Tensor, yb: torch.Tensor, seed: int) -> torch.Tensor:
+        """pyautoattack used directly: its public API and attributes, the seed robbench recorded."""
         with torch.random.fork_rng(devices=[]):
-            aa = pyautoattack.AutoAttack(model, norm="Linf", eps=EPS, seed=seed, version="standard", device="cpu")
+            aa = pyautoattack.AutoAttack(model, norm="Linf", eps=EPS, seed=seed, version=params["version"], device="cpu")
+            if "square_queries" in overrides:
+                aa.square.n_queries = overrides["square_queries"]
+            if "targets" in overrides:
+                aa.apgd_targeted.n_target_classes = overrides["targets"]
+                aa.fab.n_target_classes = overrides["targets"]
             x_adv, _ = aa.run_standard_evaluation(xb, yb, batch_size=xb.shape[0])
         with torch.no_grad():
             return model(x_adv).argmax(1) == yb
@@ -54,6 +68,32 @@ def test_autoattack_flags_equal_direct_pyautoattack_calls(write_suite, tmp_path:
     assert 0 < int(expected.sum()) < N
     assert (per_sample.error.isna()).all() and per_sample.in_ball.all()
     assert (per_sample.forward_evals > 0).all() and (per_sample.backward_evals > 0).all()
+
+
+def test_autoattack_flags_equal_direct_pyautoattack_calls(write_suite, tmp_path: Path, digits_classifier) -> None:  # type: ignore[no-untyped-def]
+    """Standard version (APGD-CE, APGD-T, FAB-T, Square) with fewer targets and queries, for speed."""
+    overrides = {"square_queries": 300, "targets": 3}
+    _compare_with_direct(write_suite, tmp_path, digits_classifier, {"version": "standard", **overrides}, overrides)
+
+
+@pytest.mark.slow
+def test_autoattack_standard_defaults_equal_direct_pyautoattack_calls(write_suite, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                                      digits_classifier) -> None:
+    _compare_with_direct(write_suite, tmp_path, digits_classifier, {"version": "standard"}, {})
+
+
+def test_autoattack_leaves_the_global_generator_alone(digits_classifier) -> None:  # type: ignore[no-untyped-def]
+    ds = load_dataset("digits")
+    data = ds.load("test")
+    ctx = BuildContext(dataset=ds, device=torch.device("cpu"), classifier=digits_classifier)
+    target = Target(NoDefense(NoParams(), ctx).eval())
+    attack = AutoAttack(AutoAttackParams(version="custom", attacks=["apgd-ce", "square"], apgd_iter=5, square_queries=20))
+    rng = SampleRNG.for_samples(["a", "b", "c"], 0)
+    state = torch.get_rng_state()
+    x_adv = attack.run(target, data.x[:3], data.y[:3], ThreatModel("linf", EPS), rng=rng)
+    assert torch.equal(torch.get_rng_state(), state)
+    again = attack.run(target, data.x[:3], data.y[:3], ThreatModel("linf", EPS), rng=rng)
+    assert torch.equal(x_adv, again)
 
 
 def test_autoattack_sample_batching_rows_do_not_depend_on_batch_size(write_suite, tmp_path: Path, zoo_dir) -> None:  # type: ignore[no-untyped-def]

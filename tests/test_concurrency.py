@@ -10,25 +10,18 @@ import signal
 from pathlib import Path
 
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from robbench.cli import app
-from tests.conftest import base_suite
-from tests.rowtools import keys, raw_rows, run_cli, shard_files, start, wait_for
+from tests.rowtools import RUN_ARGS, keys, pgd_suite, raw_rows, run_cli, shard_files, start, wait_for
 
 N = 16
-SUITE = base_suite(name="conc", data={"dataset": "digits", "split": "test", "n_samples": N},
-                   attacks=[{"id": "clean", "name": "clean"}, {"id": "PGD", "name": "pgd", "params": {"steps": 20}}],
-                   evaluation={"batch_size": 4})
-ARGS = ["--quiet", "--table", "none", "--threads", "1", "--shard-size", "4"]
+ARGS = RUN_ARGS
 
 
 @pytest.fixture
 def suite(tmp_path: Path, zoo_dir: Path) -> Path:
-    p = tmp_path / "suite.yaml"
-    p.write_text(yaml.safe_dump(SUITE, sort_keys=False))
-    return p
+    return pgd_suite(tmp_path / "suite.yaml", "conc", N, steps=20)
 
 
 def _error_lines(stderr: str) -> list[str]:
@@ -87,8 +80,7 @@ def test_a_different_suite_cannot_write_into_the_directory(suite: Path, tmp_path
     out = tmp_path / "res"
     assert run_cli(["run", str(suite), "--out", str(out), *ARGS], tmp_path).returncode == 0
     before = {p: p.read_bytes() for p in shard_files(out)}
-    other = tmp_path / "other.yaml"
-    other.write_text(yaml.safe_dump(dict(SUITE, name="other"), sort_keys=False))
+    other = pgd_suite(tmp_path / "other.yaml", "other", N, steps=20)
     res = CliRunner().invoke(app, ["run", str(other), "--out", str(out), "--quiet"])
     assert res.exit_code == 2 and "holds results of suite 'conc'" in res.output, res.output
     assert {p: p.read_bytes() for p in shard_files(out)} == before

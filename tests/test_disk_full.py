@@ -14,23 +14,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.conftest import base_suite, cli_cmd, cli_env
-from tests.rowtools import assert_same_rows, raw_rows, run_cli, shard_files, start, wait_for
+from tests.conftest import cli_cmd, cli_env
+from tests.rowtools import RUN_ARGS, assert_same_rows, pgd_suite, raw_rows, run_cli, shard_files, start, wait_for
 
 N = 16
-SUITE = base_suite(name="full", data={"dataset": "digits", "split": "test", "n_samples": N},
-                   attacks=[{"id": "clean", "name": "clean"}, {"id": "PGD", "name": "pgd", "params": {"steps": 40}}],
-                   evaluation={"batch_size": 4})
-ARGS = ["--quiet", "--table", "none", "--threads", "1", "--shard-size", "4"]
+ARGS = RUN_ARGS
 
 
 @pytest.fixture
 def suite(tmp_path: Path, zoo_dir: Path) -> Path:
-    p = tmp_path / "suite.yaml"
-    p.write_text(yaml.safe_dump(SUITE, sort_keys=False))
-    return p
+    return pgd_suite(tmp_path / "suite.yaml", "full", N, steps=40)
 
 
 @pytest.fixture

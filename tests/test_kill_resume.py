@@ -11,19 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from robbench.cli import app
-from tests.conftest import base_suite
-from tests.rowtools import assert_same_rows, keys, raw_rows, run_cli, shard_files, sigkill, start, wait_for
+from tests.rowtools import (RUN_ARGS, assert_same_rows, keys, pgd_suite, raw_rows, run_cli, shard_files, sigkill, start,
+                            wait_for)
 
-N, SHARD = 16, 4
-# slow enough to be killed mid-attack (a 4-sample PGD shard takes ~0.3 s of CPU), fast enough to run often
-SUITE = base_suite(name="kill", data={"dataset": "digits", "split": "test", "n_samples": N},
-                   attacks=[{"id": "clean", "name": "clean"}, {"id": "PGD", "name": "pgd", "params": {"steps": 200}}],
-                   evaluation={"batch_size": 2})
-ARGS = ["--quiet", "--table", "none", "--threads", "1", "--shard-size", str(SHARD)]
+N, SHARD = 16, 4  # RUN_ARGS stores shards of 4 samples
+ARGS = RUN_ARGS
 TOTAL_SHARDS = 2 * N // SHARD
 
 
@@ -34,7 +29,8 @@ def _run_args(suite: Path, out: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory, zoo_dir: Path) -> Path:
     d = tmp_path_factory.mktemp("kill")
-    (d / "suite.yaml").write_text(yaml.safe_dump(SUITE, sort_keys=False))
+    # slow enough to be killed mid-attack (a 4-sample PGD shard takes ~0.3 s of CPU), fast enough to run often
+    pgd_suite(d / "suite.yaml", "kill", N, steps=200, batch_size=2)
     return d
 
 

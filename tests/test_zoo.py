@@ -31,12 +31,18 @@ def _manifest(name: str, zoo_dir: Path) -> dict:  # type: ignore[type-arg]
     return ZooStore(zoo_dir).manifest(get_recipe(name).key)
 
 
-@pytest.mark.parametrize("name", ["digits-cnn", "digits-cnn-adv"])
+@pytest.mark.parametrize("name", ["digits-cnn", "digits-cnn-adv", "digits-cnn-pursamere"])
 def test_digits_classifiers_reach_95_percent(name: str, zoo_dir: Path, digits_test) -> None:  # type: ignore[no-untyped-def]
     model = load_model(name, zoo_dir=zoo_dir, quiet=True)
     acc = accuracy(model, digits_test.x, digits_test.y)
     assert acc >= 0.95, f"{name}: test accuracy {acc:.3f}"
     assert _manifest(name, zoo_dir)["metrics"]["test_accuracy"] == pytest.approx(acc)
+
+
+def test_pursamere_augmented_classifier_records_purified_accuracy(zoo_dir: Path) -> None:
+    load_model("digits-cnn-pursamere", zoo_dir=zoo_dir, quiet=True)
+    m = _manifest("digits-cnn-pursamere", zoo_dir)
+    assert m["train"]["defense"] == "pursamere" and m["metrics"]["purified_test_accuracy"] >= 0.95
 
 
 def test_adversarial_classifier_records_clean_and_pgd_accuracy(zoo_dir: Path) -> None:
@@ -210,3 +216,16 @@ def test_recipe_hash_follows_the_recipes_it_requires() -> None:
     a = base.model_copy(update={"requires": {"score_model": "digits-score"}})
     b = base.model_copy(update={"requires": {"score_model": "tiny-score-digits"}})
     assert a.hash != b.hash != base.hash
+
+
+def test_dataset_override_that_does_not_fit_exits_2(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from robbench.cli import app
+
+    res = CliRunner().invoke(app, ["zoo", "train", "digits-cnn", "--dataset", "cifar10", "--zoo-dir", str(tmp_path)])
+    assert res.exit_code == 2
+    assert "takes 1-channel images but data set 'cifar10' has 3" in res.output
+    res = CliRunner().invoke(app, ["zoo", "train", "no-such-model", "--zoo-dir", str(tmp_path)])
+    assert res.exit_code == 2 and "unknown zoo model 'no-such-model'" in res.output
+    assert not list(tmp_path.glob("*.pt"))

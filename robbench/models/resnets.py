@@ -57,6 +57,7 @@ class ResNet20(nn.Module):
         if depth < 8 or (depth - 2) % 6:
             raise TypeError(f"ResNet depth must be 6n+2 with n >= 1, got {depth}")
         n = (depth - 2) // 6
+        self.in_channels, self.num_classes = in_channels, num_classes
         self.normalize = Normalize(_per_channel(mean, in_channels), _per_channel(std, in_channels))
         self.conv1 = nn.Conv2d(in_channels, width, 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
@@ -127,6 +128,7 @@ class WideResNet(nn.Module):
             raise TypeError(f"WideResNet depth must be 6n+4 with n >= 1, got {depth}")
         n = (depth - 4) // 6
         w = [16, 16 * widen_factor, 32 * widen_factor, 64 * widen_factor]
+        self.in_channels, self.num_classes = in_channels, num_classes
         self.normalize = Normalize(_per_channel(mean, in_channels), _per_channel(std, in_channels))
         self.conv1 = nn.Conv2d(in_channels, w[0], 3, padding=1, bias=False)
         self.block1 = _Group(n, w[0], w[1], 1)

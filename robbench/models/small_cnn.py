@@ -22,6 +22,7 @@ class SmallCNN(nn.Module):
     def __init__(self, in_channels: int = 1, num_classes: int = 10, width: int = 32,
                  mean: float = 0.5, std: float = 0.5) -> None:
         super().__init__()
+        self.in_channels, self.num_classes = in_channels, num_classes
         self.normalize = Normalize((mean,) * in_channels, (std,) * in_channels)
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(),

@@ -43,8 +43,9 @@ def train_recipe(recipe: Recipe, *, zoo_dir: str | Path | None = None, quiet: bo
     if recipe.trainer not in TRAINERS:
         raise CheckpointError(f"recipe {recipe.name!r} names unknown trainer {recipe.trainer!r}", hint=f"use one of {sorted(TRAINERS)}")
     ds = load_dataset(recipe.dataset, data_dir)
-    train, test = ds.load("train"), ds.load("test")
     model = build_model(recipe.arch, **recipe.config)
+    _check_fits(recipe, model, ds)
+    train, test = ds.load("train"), ds.load("test")
     init_weights(model, generator(derive_seed(recipe.seed, "init", recipe.name)))
     steps = int(recipe.train.get("steps", 1000))
     prog, task = _progress_bar(f"zoo train {recipe.name}", steps)
@@ -78,6 +79,18 @@ def train_recipe(recipe: Recipe, *, zoo_dir: str | Path | None = None, quiet: bo
     saved = ZooStore(zoo_dir).save(recipe.key, state, manifest)
     ckpt.finish()
     return saved
+
+
+def _check_fits(recipe: Recipe, model: nn.Module, ds: Any) -> None:
+    """The data set's channels and classes fit the architecture (e.g. after ``--dataset``)."""
+    channels = getattr(model, "in_channels", recipe.config.get("in_channels"))
+    if channels is not None and int(channels) != ds.shape[0]:
+        raise CheckpointError(f"recipe {recipe.name!r}: {recipe.arch} takes {channels}-channel images but data set "
+                              f"{ds.name!r} has {ds.shape[0]}", hint="pick a data set of the recipe's kind, or another recipe")
+    classes = getattr(model, "num_classes", recipe.config.get("num_classes"))
+    if classes is not None and int(classes) != ds.num_classes:
+        raise CheckpointError(f"recipe {recipe.name!r}: {recipe.arch} has {classes} classes but data set "
+                              f"{ds.name!r} has {ds.num_classes}", hint="pick a data set of the recipe's kind, or another recipe")
 
 
 def _command(recipe: Recipe) -> str:
