@@ -360,10 +360,13 @@ class Executor:
         bwd = bwd.tolist() if isinstance(bwd, Tensor) else bwd
         seconds = (time.perf_counter() - t0) / b
         peak = torch.cuda.max_memory_allocated(self.device) / 2**20 if self.device.type == "cuda" else None
+        # per-cell constants, formatted once (formatting eps as a fraction is not free)
+        t_label = cell.threat.label if cell.threat else None
+        t_norm, t_eps = (cell.threat.norm, cell.threat.eps) if cell.threat else ("none", 0.0)
+        t_id = cell.threat.id if cell.threat else "none"
         rows = []
         for i in range(b):
-            err = row_error(attack=cell.attack.id, defense=cell.defense.display,
-                            threat=cell.threat.label if cell.threat else None, image_finite=imf[i],
+            err = row_error(attack=cell.attack.id, defense=cell.defense.display, threat=t_label, image_finite=imf[i],
                             in_ball=ib[i], clean_logits_finite=cf[i], adv_logits_finite=af[i], norm=nl[i])
             cc = [p == yl[i] and cf[i] for p in cp[i]]
             # robust only where the defense's logits were finite on both inputs (a flagged row never counts)
@@ -373,8 +376,7 @@ class Executor:
                 "label": yl[i], "defense": cell.defense.display, "defense_name": cell.defense.name,
                 "stochastic": cell.stochastic, "attack": cell.attack.id, "attack_name": cell.attack.name,
                 "gradient": cell.attack.gradient, "randomness": cell.randomness, "eot": cell.eot,
-                "norm": cell.threat.norm if cell.threat else "none", "eps": cell.threat.eps if cell.threat else 0.0,
-                "threat": cell.threat.id if cell.threat else "none",
+                "norm": t_norm, "eps": t_eps, "threat": t_id,
                 "seed": attack_rng.seeds[i], "draws": cell.draws,
                 "clean_pred": cp[i][0], "clean_correct": cc[0], "clean_correct_draws": cc,
                 "adv_pred": ap[i][0], "adv_correct": ac[0], "adv_correct_draws": ac,

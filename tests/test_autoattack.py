@@ -23,8 +23,8 @@ from robbench.threat import ThreatModel
 from robbench.results import ResultsDir
 from tests.conftest import base_suite
 
-EPS = 0.15
-N = 12
+EPS = 0.1
+N = 10
 
 
 def _rows(out: Path) -> pd.DataFrame:
@@ -38,7 +38,7 @@ def _compare_with_direct(write_suite, tmp_path: Path, model: torch.nn.Module, pa
                                 {"id": "AA-batch", "name": "autoattack", "params": {**params, "batching": "batch"}}],
                        evaluation={"batch_size": N})
     out = tmp_path / "res"
-    report = run(write_suite(suite), out=out, quiet=True, checks=False)
+    report = run(write_suite(suite), out=out, quiet=True, checks=False, threads=1)
     assert not report.failures
     rows = _rows(out)
     data = load_dataset("digits").load("test")
@@ -104,8 +104,8 @@ def test_autoattack_sample_batching_rows_do_not_depend_on_batch_size(write_suite
                                 {"id": "square", "name": "square", "params": {"n_queries": 40}}],
                        evaluation={"batch_size": 10, "draws": 2})
     path = write_suite(suite)
-    run(path, out=tmp_path / "a", quiet=True, checks=False)
-    run(path, out=tmp_path / "b", quiet=True, checks=False, batch_size=3)
+    run(path, out=tmp_path / "a", quiet=True, checks=False, threads=1)
+    run(path, out=tmp_path / "b", quiet=True, checks=False, batch_size=3, threads=1)
     drop = ["seconds", "peak_mem_mb"]
     a, b = (_rows(tmp_path / k).drop(columns=drop) for k in "ab")
     pd.testing.assert_frame_equal(a, b)

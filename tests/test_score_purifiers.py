@@ -106,6 +106,17 @@ def test_pursamere_objective_is_the_normalised_reconstruction_error(ctx: BuildCo
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
 
 
+def test_pursamere_default_levels_are_the_ladder_inside_the_default_sigma_range(ctx: BuildContext) -> None:
+    from robbench.defenses.pursamere import DEFAULT_SIGMA_RANGE
+
+    d = build("pursamere", ctx, levels=None)
+    hi, lo = DEFAULT_SIGMA_RANGE
+    want = [s for s in d.score_model.sigmas.tolist() if lo <= s <= hi]
+    assert want and d.sigmas == pytest.approx(want)
+    assert build("pursamere", ctx, levels=None, sigma_range=[0.08, 0.04]).sigmas == pytest.approx(
+        [s for s in d.score_model.sigmas.tolist() if 0.04 <= s <= 0.08])
+
+
 def test_pursamere_schedule_levels_and_costs(ctx: BuildContext, x_test: Tensor) -> None:
     d = build("pursamere", ctx, levels=3, steps_per_level=2, lr_max=0.04, lr_min=0.01, n_mc=2)
     ladder = d.score_model.sigmas.tolist()
@@ -240,6 +251,11 @@ BAD = [
     ("pursamere", {"levels": [0, 12]}, "levels"),
     ("pursamere", {"levels": 0}, "levels"),
     ("pursamere", {"lr_max": 0.001, "lr_min": 0.01}, "lr_min"),
+    ("pursamere", {"levels": None, "sigma_range": [5.0, 0.02]}, "sigma_range"),
+    ("pursamere", {"levels": None, "sigma_range": [0.15, 0.001]}, "sigma_range"),
+    ("pursamere", {"levels": None, "sigma_range": [0.015, 0.012]}, "sigma_range"),
+    ("pursamere", {"levels": None, "sigma_range": [0.01, 0.1]}, "sigma_range"),
+    ("pursamere", {"levels": 2, "sigma_range": [0.1, 0.02]}, "levels or sigma_range"),
     ("pursamere", {"score_model": "digits-cnn"}, "score_model"),
     ("pursamere", {"score_model": "no-such-model"}, "no-such-model"),
     ("scoreopt", {"sigma_max": 5.0}, "sigma_max"),

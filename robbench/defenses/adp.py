@@ -81,7 +81,8 @@ class ADP(Defense):
 
     Params = ADPParams
     stochastic = True
-    example_params = {"score_model": "tiny-score-digits", "steps": 2, "noise_std": 0.25, "sigma_end": 0.1}
+    example_params = {"score_model": "tiny-score-digits", "steps": 2, "noise_std": 0.25, "sigma_end": 0.1,
+                      "micro_batch": 16}
 
     def __init__(self, params: Params, ctx: BuildContext) -> None:
         super().__init__(params, ctx)

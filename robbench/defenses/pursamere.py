@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from torch import Tensor
 
 from robbench.components import BuildContext, Params
 from robbench.defenses.base import Defense
 from robbench.defenses.score_common import (
-    Adam, ScoreEval, input_grad, load_score_model, parse_positive, run_steps, score_ladder, wants_graph,
+    LADDER_RTOL, Adam, ScoreEval, check_sigma_range, input_grad, load_score_model, parse_positive, run_steps,
+    score_ladder, wants_graph,
 )
 from robbench.errors import SuiteError
 from robbench.seeding import SampleRNG, derive_seed, generator
@@ -32,11 +33,13 @@ class PurSAMEREParams(Params):
     sam: bool = True
     #: Monte Carlo noise draws N (made once, shared by every sample)
     n_mc: int = Field(default=4, ge=1, le=4096)
-    #: noise levels used: an int n = the n smallest levels of the model's ladder, or [first, last]
-    #: indices into the descending ladder (inclusive; negative indices count from the end)
-    levels: int | tuple[int, int] = 6
+    #: noise levels used, either ``levels`` (an int n = the n smallest levels of the model's ladder, or
+    #: [first, last] indices into the descending ladder, inclusive, negative from the end) or
+    #: ``sigma_range`` [largest, smallest] (every ladder level inside); default sigma_range [0.15, 0.02]
+    levels: int | tuple[int, int] | None = None
+    sigma_range: tuple[float, float] | None = None
     #: Adam steps per noise level
-    steps_per_level: int = Field(default=2, ge=1, le=100_000)
+    steps_per_level: int = Field(default=1, ge=1, le=100_000)
     #: learning rate at the largest used noise level, decaying linearly to lr_min at the smallest
     lr_max: float = Field(default=0.02, gt=0)
     lr_min: float = Field(default=0.005, gt=0)
@@ -60,26 +63,44 @@ class PurSAMEREParams(Params):
 
     @field_validator("levels")
     @classmethod
-    def _levels(cls, v: int | tuple[int, int]) -> int | tuple[int, int]:
+    def _levels(cls, v: int | tuple[int, int] | None) -> int | tuple[int, int] | None:
         if isinstance(v, int) and v < 1:
             raise ValueError("levels must be a count >= 1 or a [first, last] index pair")
         return v
+
+    @field_validator("sigma_range")
+    @classmethod
+    def _range(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and not (v[0] >= v[1] > 0):
+            raise ValueError(f"sigma_range must be [largest, smallest] with largest >= smallest > 0, got {list(v)}")
+        return v
+
+    @model_validator(mode="after")
+    def _one_level_spec(self) -> PurSAMEREParams:
+        if self.levels is not None and self.sigma_range is not None:
+            raise ValueError("give either levels or sigma_range, not both")
+        return self
 
     @property
     def rho_value(self) -> float:
         return self.eps_pur / 2 if self.rho is None else self.rho
 
 
-def select_levels(ladder: Tensor, levels: int | tuple[int, int]) -> list[float]:
-    """The used noise levels, descending; SuiteError naming ``levels`` when the ladder lacks them."""
+#: noise levels used when neither ``levels`` nor ``sigma_range`` is given
+DEFAULT_SIGMA_RANGE = (0.15, 0.02)
+
+
+def select_levels(ladder: Tensor, levels: int | tuple[int, int] | None,
+                  sigma_range: tuple[float, float] | None = None) -> list[float]:
+    """The used noise levels, descending; SuiteError naming the field when the ladder lacks them."""
     n = ladder.numel()
-    desc = f"the score model's ladder has {n} levels, sigma {float(ladder[0]):g} -> {float(ladder[-1]):g}"
+    desc = f"the score model's ladder has {n} levels, sigma {float(ladder.max()):g} -> {float(ladder.min()):g}"
     if isinstance(levels, int):
         if levels > n:
-            raise SuiteError(f"pursamere: params.levels = {levels} asks for more noise levels than {desc}",
+            raise SuiteError(f"pursamere: params.levels = {levels} is not covered: {desc}",
                              hint=f"use levels <= {n}")
         idx = list(range(n - levels, n))
-    else:
+    elif levels is not None:
         first, last = (i + n if i < 0 else i for i in levels)
         if not (0 <= first < n and 0 <= last < n):
             raise SuiteError(f"pursamere: params.levels = {list(levels)} is not covered: {desc}",
@@ -88,8 +109,15 @@ def select_levels(ladder: Tensor, levels: int | tuple[int, int]) -> list[float]:
             raise SuiteError(f"pursamere: params.levels = {list(levels)}: first index after last",
                              hint="levels run from large sigma (low index) to small sigma (high index)")
         idx = list(range(first, last + 1))
-    sig = [float(ladder[i]) for i in idx]
-    return sorted(sig, reverse=True)
+    else:
+        hi, lo = sigma_range or DEFAULT_SIGMA_RANGE
+        field = "sigma_range" if sigma_range else "sigma_range (default)"
+        check_sigma_range("pursamere", field, lo, hi, ladder)
+        idx = [i for i in range(n) if lo * (1 - LADDER_RTOL) <= float(ladder[i]) <= hi * (1 + LADDER_RTOL)]
+        if not idx:
+            raise SuiteError(f"pursamere: params.{field} = [{hi:g}, {lo:g}] contains no level: {desc}",
+                             hint="widen sigma_range, or pick levels by index with `levels`")
+    return sorted((float(ladder[i]) for i in idx), reverse=True)
 
 
 class PurSAMERE(Defense):
@@ -108,8 +136,10 @@ class PurSAMERE(Defense):
 
     Parameters: ``score_model``; ``eps_pur`` (required: the paper sweeps 1x, 1.5x, 2x the attack
     budget); ``norm`` (linf); ``rho`` (eps_pur / 2; must not exceed eps_pur); ``sam`` (true);
-    ``n_mc`` N (4); ``levels`` (6 = the six smallest ladder levels, or ``[first, last]`` indices);
-    ``steps_per_level`` (2); ``lr_max`` (0.02) at the largest level decaying linearly per level to
+    ``n_mc`` N (4); the noise levels, either ``levels`` (n = the n smallest levels of the model's
+    ladder, or ``[first, last]`` ladder indices) or ``sigma_range`` ``[largest, smallest]`` (every
+    ladder level inside; default [0.15, 0.02], which must lie within the ladder);
+    ``steps_per_level`` (1); ``lr_max`` (0.02) at the largest level decaying linearly per level to
     ``lr_min`` (0.005) at the smallest; ``seed`` (0) of the Monte Carlo draws; ``micro_batch``
     (64 images per score-network call).
 
@@ -133,13 +163,13 @@ class PurSAMERE(Defense):
     Params = PurSAMEREParams
     stochastic = False
     example_params = {"score_model": "tiny-score-digits", "eps_pur": 0.1, "n_mc": 2, "levels": 2,
-                      "steps_per_level": 1}
+                      "steps_per_level": 1, "micro_batch": 16}
 
     def __init__(self, params: Params, ctx: BuildContext) -> None:
         super().__init__(params, ctx)
         p: PurSAMEREParams = params  # type: ignore[assignment]
         self.score_model = load_score_model(p.score_model, ctx)
-        self.sigmas = select_levels(self.score_model.sigmas.detach().double().cpu(), p.levels)
+        self.sigmas = select_levels(self.score_model.sigmas.detach().double().cpu(), p.levels, p.sigma_range)
         self._scorer = ScoreEval(self.score_model, p.micro_batch, self._count)
         self._adam = Adam()
         self._xi: dict[tuple[int, ...], Tensor] = {}
@@ -157,7 +187,7 @@ class PurSAMERE(Defense):
         if p.lr_min > p.lr_max:
             raise SuiteError(f"pursamere: params.lr_min = {p.lr_min:g} exceeds params.lr_max = {p.lr_max:g}",
                              hint="the learning rate decays from lr_max (largest sigma) to lr_min")
-        select_levels(score_ladder(p.score_model, ctx), p.levels)
+        select_levels(score_ladder(p.score_model, ctx), p.levels, p.sigma_range)
 
     # ---- the Monte Carlo draws --------------------------------------------------------------------
     def mc_draws(self, shape: tuple[int, ...], device: torch.device) -> Tensor:

@@ -93,7 +93,7 @@ class ScoreOpt(Defense):
 
     Params = ScoreOptParams
     stochastic = True
-    example_params = {"score_model": "tiny-score-digits", "steps": 2, "loss": "sr", "variant": "n"}
+    example_params = {"score_model": "tiny-score-digits", "steps": 2, "loss": "sr", "variant": "n", "micro_batch": 16}
 
     def __init__(self, params: Params, ctx: BuildContext) -> None:
         super().__init__(params, ctx)

@@ -1,0 +1,89 @@
+"""The accuracy (and CPU time) effect of ``evaluation.generative_precision: bf16`` on a digits suite.
+
+One digits suite with the generative purifiers (PurSAMERE on ``digits-score``, ADP on
+``digits-score``, DiffPure on ``digits-diffusion``) under clean and BPDA10-det, run twice into fresh
+results directories: fp32 (default) and bf16 (the score / diffusion networks under bf16 autocast; the
+classifier and all purifier arithmetic in fp32). Printed per cell: accuracy fp32 vs bf16, the
+difference, how many samples changed their prediction, and the CPU time of each run.
+
+Run: ``python benchmarks/bench_bf16_digits.py --threads 1 [--n 128]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("ROBBENCH_ZOO_DIR", str(ROOT / ".robbench-cache" / "zoo"))
+
+
+def suite(n: int, precision: str) -> dict:  # type: ignore[type-arg]
+    from robbench import registry
+
+    defenses = []
+    have = set(registry.defenses.names())
+    if "pursamere" in have:
+        defenses.append({"name": "pursamere", "params": {"score_model": "digits-score", "eps_pur": 0.1}})
+    if "adp" in have:
+        defenses.append({"name": "adp", "params": {"score_model": "digits-score"}})
+    if "diffpure" in have:
+        defenses.append({"name": "diffpure", "params": {"diffusion_model": "digits-diffusion", "steps": 10}})
+    return {"name": f"bf16-{precision}", "seed": 0, "data": {"dataset": "digits", "split": "test", "n_samples": n},
+            "classifier": "digits-cnn", "threats": [{"norm": "linf", "eps": 0.1}], "defenses": defenses,
+            "attacks": [{"id": "clean", "name": "clean"},
+                        {"id": "BPDA10-det", "name": "pgd", "params": {"steps": 10}, "gradient": "bpda", "randomness": "det"}],
+            "evaluation": {"batch_size": 64, "draws": 1, "generative_precision": precision}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from robbench.api import run
+    from robbench.results import ResultsDir
+
+    with open("/proc/loadavg") as fh:
+        print(f"load average at start: {fh.read().split()[:3]}; torch {torch.__version__}, {torch.get_num_threads()} threads")
+    frames, cpu = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for precision in ("fp32", "bf16"):
+            path = Path(tmp) / f"{precision}.yaml"
+            path.write_text(yaml.safe_dump(suite(args.n, precision), sort_keys=False))
+            t0 = time.process_time()
+            rep = run(path, out=Path(tmp) / precision, quiet=True)
+            cpu[precision] = time.process_time() - t0
+            if rep.failures:
+                print(f"{precision}: failures {rep.failures}")
+            frames[precision] = ResultsDir(Path(tmp) / precision).read_rows()
+    key = ["defense", "attack", "threat", "sample_id"]
+    a = frames["fp32"].set_index(key).sort_index()
+    b = frames["bf16"].set_index(key).sort_index()
+    print(f"digits, n={args.n}, Linf 0.1 (see the suite in this script); accuracy %")
+    print(f"  {'defense':<11} {'attack':<11} {'fp32':>6} {'bf16':>6} {'diff':>6}  changed predictions")
+    for (d, att), g in a.groupby(level=["defense", "attack"]):
+        gb = b.loc[g.index]
+        col = "clean_correct" if att == "clean" else "adv_correct"
+        pred = "clean_pred" if att == "clean" else "adv_pred"
+        fa, fb = 100 * g[col].mean(), 100 * gb[col].mean()
+        changed = int((g[pred] != gb[pred]).sum())
+        print(f"  {d:<11} {att:<11} {fa:6.1f} {fb:6.1f} {fb - fa:+6.1f}  {changed}/{len(g)}")
+    print(f"  CPU time of the run: fp32 {cpu['fp32']:.1f} s, bf16 {cpu['bf16']:.1f} s "
+          f"(bf16 / fp32 = {cpu['bf16'] / cpu['fp32']:.2f})")
+    with open("/proc/loadavg") as fh:
+        print(f"load average at end: {fh.read().split()[:3]}")
+
+
+if __name__ == "__main__":
+    main()
