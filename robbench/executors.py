@@ -182,6 +182,10 @@ class UnitResult:
     #: False for a unit that never ran because its job died on another unit (resubmitted free)
     charged: bool = True
     failures: list[str] = field(default_factory=list)
+    #: a RobbenchError that every unit would hit (``RobbenchError.fatal``, or a worker that cannot
+    #: even build the plan): the coordinator stops the run with it
+    fatal: bool = False
+    hint: str | None = None
 
 
 def unit_key(unit: Unit) -> UnitKey:
@@ -233,8 +237,13 @@ def _make_executor(plan: Plan, rd: ResultsDir, device: Any, batch_size: int, com
     return ex
 
 
-def run_unit_safely(ex: Executor, key: UnitKey, progress: Callable[[int], None] | None = None) -> UnitResult:
-    """Run one unit; any exception becomes an error result (``RobbenchError``: not retryable)."""
+def run_unit_safely(ex: Executor, key: UnitKey, progress: Callable[[int], None] | None = None, *,
+                    raise_fatal: bool = True) -> UnitResult:
+    """Run one unit; any exception becomes an error result (``RobbenchError``: not retryable).
+
+    A fatal ``RobbenchError`` (every unit would fail alike) is raised, or, in a worker process
+    (``raise_fatal=False``), answered as a fatal result that the coordinator raises.
+    """
     from robbench.runner import Unit
 
     cells = {c.id: c for c in ex.plan.cells}
@@ -246,7 +255,9 @@ def run_unit_safely(ex: Executor, key: UnitKey, progress: Callable[[int], None] 
         rows = ex.run_unit(Unit(cells[key[0]], list(key[1])), progress=progress)
     except RobbenchError as exc:
         if exc.fatal:  # e.g. a full results disk: every other unit would fail the same way
-            raise
+            if raise_fatal:
+                raise
+            return UnitResult(key, error=exc.message, retryable=False, fatal=True, hint=exc.hint)
         return UnitResult(key, error=exc.message, retryable=False)
     except Exception as exc:  # noqa: BLE001 - a unit's crash must not stop the others
         _free_device_memory()
@@ -344,15 +355,13 @@ def _pool_worker_main(spec: WorkerSpec, conn: Any, slot: int = 0) -> None:  # pr
         if ex is None and setup_error is None:
             try:
                 ex = worker_executor(spec, device=_slot_device(spec, slot))
-            except RobbenchError as exc:
-                setup_error = UnitResult(key, error=f"worker setup: {exc.message}", retryable=False)
-            except Exception as exc:  # noqa: BLE001
-                setup_error = UnitResult(key, error=f"worker setup: {type(exc).__name__}: {exc}", retryable=False)
+            except Exception as exc:  # noqa: BLE001 - a worker that cannot build the plan cannot run any unit
+                setup_error = _setup_failure(key, exc)
         if setup_error is not None:
-            conn.send(UnitResult(key, error=setup_error.error, retryable=False))
+            conn.send(UnitResult(key, error=setup_error.error, retryable=False, fatal=True, hint=setup_error.hint))
             continue
         assert ex is not None
-        conn.send(run_unit_safely(ex, key))
+        conn.send(run_unit_safely(ex, key, raise_fatal=False))
 
 
 @dataclass(eq=False)
@@ -380,6 +389,7 @@ class ProcessPool:
         self.workers: list[_Worker] = []
         self.answered = 0  # results received from workers
         self.deaths = 0
+        self.aborted = False
 
     def _start(self, slot: int) -> _Worker:
         parent, child = self.ctx.Pipe()
@@ -414,6 +424,9 @@ class ProcessPool:
                         res = None
                 if res is not None:
                     self.answered += 1
+                    if res.fatal:  # no other unit can succeed: stop now (close() terminates the others)
+                        self.aborted = True
+                        return [res]
                     results[res.key] = res
                     progress.advance(len(res.key[1]))
                     busy.remove(w)
@@ -436,6 +449,9 @@ class ProcessPool:
 
     def close(self) -> None:
         for w in self.workers:
+            if self.aborted:
+                w.proc.terminate()
+                continue
             try:
                 w.conn.send(None)
             except (OSError, BrokenPipeError):
@@ -472,7 +488,11 @@ class UnitJob:
         except RuntimeError:  # not inside a submitit job (called directly)
             pass
         mine = keys[rank::ntasks]
-        ex = worker_executor(spec, device=device)
+        try:
+            ex = worker_executor(spec, device=device)
+        except Exception as exc:  # noqa: BLE001 - e.g. the data or a checkpoint missing on this node
+            bad = _setup_failure(mine[0] if mine else ("", ()), exc)
+            return [UnitResult(k, error=bad.error, retryable=False, fatal=True, hint=bad.hint) for k in mine]
         done = _stored_samples(ex, {k[0] for k in mine})
         ids = _sample_ids(ex.plan)
         out = []
@@ -480,13 +500,23 @@ class UnitJob:
             if all(ids[i] in done.get(key[0], ()) for i in key[1]):
                 out.append(UnitResult(key, rows=0))
                 continue
-            out.append(run_unit_safely(ex, key))
+            out.append(run_unit_safely(ex, key, raise_fatal=False))
         return out
 
     def checkpoint(self, spec: WorkerSpec, keys: list[UnitKey]) -> Any:
         from submitit.helpers import DelayedSubmission
 
         return DelayedSubmission(self, spec, keys)
+
+
+def _setup_failure(key: UnitKey, exc: BaseException) -> UnitResult:
+    """The answer of a worker whose plan could not be built (fatal: no unit can run there)."""
+    import socket
+
+    where = f"worker on {socket.gethostname()} (pid {os.getpid()})"
+    if isinstance(exc, RobbenchError):
+        return UnitResult(key, error=f"{where}: {exc.message}", retryable=False, fatal=True, hint=exc.hint)
+    return UnitResult(key, error=f"{where}: {type(exc).__name__}: {exc}", retryable=False, fatal=True)
 
 
 def _sample_ids(plan: Plan) -> list[str]:
@@ -585,6 +615,10 @@ class Submitit:
                     try:
                         per_task = j.results()
                         for res in (r for task in per_task for r in task):
+                            if res.fatal:  # no other unit can succeed either: cancel the rest
+                                for other in pending:
+                                    other.cancel(check=False)
+                                return [res]
                             results[res.key] = res
                         progress.advance(sum(len(k[1]) for k in group))
                     except Exception as exc:  # noqa: BLE001 - a dead job: find what it finished
@@ -741,6 +775,10 @@ def execute(ex: Executor, units: list[Unit], opts: ExecOptions, *, device: str =
                     report.rounds.append(len(pending))
                     retry: list[UnitKey] = []
                     for res in backend.run_round(pending, progress):
+                        if res.fatal:
+                            fatal = RobbenchError(res.error or "a worker failed", hint=res.hint)
+                            fatal.fatal = True
+                            raise fatal
                         if res.error is None:
                             report.written += res.rows
                             report.failures.extend(res.failures)

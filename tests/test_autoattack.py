@@ -67,7 +67,9 @@ def _compare_with_direct(write_suite, tmp_path: Path, model: torch.nn.Module, pa
     # not vacuous: AutoAttack breaks some points and leaves others robust
     assert 0 < int(expected.sum()) < N
     assert (per_sample.error.isna()).all() and per_sample.in_ball.all()
-    assert (per_sample.forward_evals > 0).all() and (per_sample.backward_evals > 0).all()
+    assert (per_sample.forward_evals > 0).all()
+    # a point misclassified when clean is not attacked (AutoAttack's first step), the others are
+    assert ((per_sample.backward_evals > 0) == per_sample.clean_correct).all()
 
 
 def test_autoattack_flags_equal_direct_pyautoattack_calls(write_suite, tmp_path: Path, digits_classifier) -> None:  # type: ignore[no-untyped-def]

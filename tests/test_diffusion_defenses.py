@@ -35,6 +35,15 @@ N = 6
 
 
 # ---- fixtures ---------------------------------------------------------------------------------
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> Any:
+    """Tiny 8x8 convolutions: one thread is fastest, and immune to oversubscribed CI machines."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def digits() -> Any:
     return load_dataset("digits")
@@ -327,7 +336,7 @@ def test_runner_rows_repeatable_batch_free_and_costed(write_suite: Any, tmp_path
     )
     path = write_suite(suite)
     for out, bs in (("a", None), ("b", None), ("c", 3)):
-        rep = run(path, out=tmp_path / out, quiet=True, batch_size=bs)
+        rep = run(path, out=tmp_path / out, quiet=True, batch_size=bs, threads=1)
         assert not rep.failures, rep.failures
     drop = ["seconds", "peak_mem_mb", "loss_trace"]
     a, b, c = (ResultsDir(tmp_path / k).read_rows().sort_values(["cell", "sample_id"]).reset_index(drop=True).drop(columns=drop)

@@ -203,6 +203,20 @@ def test_a_dead_worker_is_replaced_and_only_its_unit_is_charged(write_suite, tmp
     assert ex["failed_units"] == 3 and ex["retries"] == 3
 
 
+def test_a_fatal_error_in_a_worker_stops_the_run_with_its_message(write_suite, tmp_path: Path, zoo_dir,  # type: ignore[no-untyped-def]
+                                                                  faulty_plugin: Path) -> None:
+    path = write_suite(_faulty_suite({"fatal_labels": [3]}))
+    out = tmp_path / "res"
+    res = _cli(["run", str(path), "--out", str(out), "--quiet", "--shard-size", "8", "--workers", "2",
+                "--table", "none"], tmp_path, faulty_plugin)
+    assert res.returncode == 2, res.stderr
+    assert "faulty attack: the data went away" in res.stderr and "put the data back" in res.stderr
+    manifest = ResultsDir(out).read_manifest() or {}
+    assert manifest["status"] == "aborted"
+    df = ResultsDir(out).read_rows()
+    assert df["error"].isna().all()  # what finished is kept; no failure rows for a fatal error
+
+
 @pytest.mark.slow
 def test_a_crashing_submitit_job_charges_only_the_unit_it_died_on(write_suite, tmp_path: Path, zoo_dir,  # type: ignore[no-untyped-def]
                                                                   faulty_plugin: Path) -> None:

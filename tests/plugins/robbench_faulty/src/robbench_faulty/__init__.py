@@ -9,6 +9,7 @@ from pydantic import Field
 
 from robbench.attacks.base import Attack
 from robbench.components import Params
+from robbench.errors import DataError
 
 
 class FaultyParams(Params):
@@ -18,6 +19,8 @@ class FaultyParams(Params):
     crash_labels: list[int] = Field(default_factory=list)
     #: with fail_labels: fail only the first time per batch (a marker file per batch in this folder)
     fail_once_dir: str | None = None
+    #: raise a fatal robbench error (DataError: no unit could succeed) on these labels
+    fatal_labels: list[int] = Field(default_factory=list)
 
 
 class Faulty(Attack):
@@ -31,6 +34,8 @@ class Faulty(Attack):
         labels = set(y.tolist())
         if labels & set(p.crash_labels):
             os._exit(17)
+        if labels & set(p.fatal_labels):
+            raise DataError("faulty attack: the data went away", hint="put the data back")
         if labels & set(p.fail_labels):
             if p.fail_once_dir is None:
                 raise RuntimeError(f"faulty attack: label in {sorted(labels & set(p.fail_labels))}")
