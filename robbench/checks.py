@@ -52,6 +52,7 @@ import pandas as pd
 import torch
 
 from robbench import registry
+from robbench.errors import RobbenchError
 from robbench.seeding import SampleRNG
 from robbench.summary import scored
 from robbench.threat import ThreatModel, max_eps
@@ -354,7 +355,12 @@ def row_checks(df: pd.DataFrame, manifest: dict[str, Any], dim: int | None = Non
 
 def run_checks(plan: Plan, ex: Executor, compute: bool = True) -> list[dict[str, Any]]:
     """All checks for a finished (or partial) run: compute checks (unless ``compute`` is off), then row checks."""
-    out = compute_checks(plan, ex) if compute else []
+    out: list[dict[str, Any]] = []
+    if compute:
+        try:
+            out = compute_checks(plan, ex)
+        except RobbenchError as exc:  # e.g. a defense that cannot be built: the rows say why
+            out = [_rec("checks", "info", "compute checks", f"skipped: {exc.message}")]
     df = ex.results.read_rows(cells={c.id for c in plan.cells})
     manifest = {"suite": plan.suite.model_dump(mode="json")}
     dim = int(ex.data.x[0].numel())

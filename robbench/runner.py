@@ -336,7 +336,10 @@ class Executor:
         attack_rng = SampleRNG.for_samples(ids, suite.seed, cell.seed_key, "attack", device=self.device)
         attack.last_evals = None
         x_adv = attack.run(target, x, y, cell.threat, rng=attack_rng).detach()
-        fwd, bwd = attack.last_evals if attack.last_evals is not None else ([target.forwards] * b, [target.backwards] * b)
+        if attack.last_evals is not None:  # per-sample counts (third-party attacks run per sample)
+            fwd, bwd, mev = (v.tolist() for v in attack.last_evals)
+        else:
+            fwd, bwd, mev = [target.forwards] * b, [target.backwards] * b, [model_evals] * b
         model_evals = (defense.evals - evals0) / b
         if cell.threat is not None:
             in_ball = cell.threat.contains(x_adv, x)
@@ -381,7 +384,7 @@ class Executor:
                 "clean_pred": cp[i][0], "clean_correct": cc[0], "clean_correct_draws": cc,
                 "adv_pred": ap[i][0], "adv_correct": ac[0], "adv_correct_draws": ac,
                 "pert_norm": nl[i], "pert_linf": ll[i], "in_ball": ib[i],
-                "forward_evals": int(fwd[i]), "backward_evals": int(bwd[i]), "model_evals": model_evals,
+                "forward_evals": int(fwd[i]), "backward_evals": int(bwd[i]), "model_evals": float(mev[i]),
                 "seconds": seconds, "peak_mem_mb": peak,
                 "loss_trace": tr[i] if tr is not None else None,
                 "error": err,

@@ -283,18 +283,13 @@ def test_bad_parameters_name_the_field(name: str, bad: dict[str, Any]) -> None:
         parse_params(cls.Params, dict(cls.example_params, **bad), f"defense {name}")
 
 
-def _validate(suite: dict[str, Any], write_suite: Any, zoo: Path) -> subprocess.CompletedProcess[str]:
-    import os
-
-    env = dict(os.environ, ROBBENCH_ZOO_DIR=str(zoo))
-    return subprocess.run([sys.executable, "-m", "robbench.cli", "validate", str(write_suite(suite))],
-                          capture_output=True, text=True, env=env)
-
-
-def test_validate_rejects_bad_models_before_any_compute(write_suite: Any, tmp_path: Path) -> None:
-    zoo = tmp_path / "empty-zoo"
+def test_validate_rejects_bad_models_before_any_compute(write_suite: Any, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from robbench.api import validate
     from robbench.models import build_model
 
+    zoo = tmp_path / "empty-zoo"
+    monkeypatch.setenv("ROBBENCH_ZOO_DIR", str(zoo))
     uncond_cfg = {"channels": 8, "depth": 1, "timesteps": 20, "class_conditional": False}
     uncond = tmp_path / "uncond.pt"
     torch.save(build_model("diffusion_unet", **uncond_cfg).state_dict(), uncond)
@@ -310,16 +305,23 @@ def test_validate_rejects_bad_models_before_any_compute(write_suite: Any, tmp_pa
         ({"name": "diffpure", "params": {"t_star": 0}}, "t_star", "greater than 0"),
         ({"name": "gdmp", "params": {"steps": 0}}, "steps", "greater than or equal to 1"),
         ({"name": "rdc", "params": {"diffusion_model": "digits-cnn"}}, "diffusion_model", "not a diffusion model"),
+        ({"name": "rdc", "params": {"diffusion_model": TINY, "n_timesteps": 5000}}, "n_timesteps", "exceeds"),
     ]
     for defense, field, text in cases:
-        res = _validate(base_suite(defenses=[defense]), write_suite, zoo)
-        assert res.returncode == 2, (defense, res.stdout, res.stderr)
-        assert field in res.stderr and text in res.stderr, (defense, res.stderr)
+        with pytest.raises(SuiteError) as err:
+            validate(write_suite(base_suite(defenses=[defense])))
+        assert field in err.value.message and text in err.value.message, (defense, err.value.message)
     assert not zoo.exists() or not any(zoo.iterdir()), "validation trained or wrote a model"
-    ok = _validate(base_suite(defenses=[{"name": n, "params": registry.defenses.get(n).example_params}
-                                        for n in DEFENSES]), write_suite, zoo)
-    assert ok.returncode == 0, ok.stderr
+    validate(write_suite(base_suite(defenses=[{"name": n, "params": registry.defenses.get(n).example_params}
+                                              for n in DEFENSES])))
     assert not zoo.exists() or not any(zoo.iterdir())
+    # the CLI: one clear message, exit code 2
+    import os
+
+    bad = write_suite(base_suite(defenses=[cases[0][0]]), "bad.yaml")
+    res = subprocess.run([sys.executable, "-m", "robbench.cli", "validate", str(bad)], capture_output=True, text=True,
+                         env=dict(os.environ, ROBBENCH_ZOO_DIR=str(zoo)))
+    assert res.returncode == 2 and "not class-conditional" in res.stderr and "Traceback" not in res.stderr
 
 
 # ---- through the runner -----------------------------------------------------------------------
@@ -328,14 +330,14 @@ def test_runner_rows_repeatable_batch_free_and_costed(write_suite: Any, tmp_path
     from robbench.results import ResultsDir
 
     suite = base_suite(
-        data={"dataset": "digits", "split": "test", "n_samples": 10},
+        data={"dataset": "digits", "split": "test", "n_samples": 6},
         defenses=[{"name": n, "params": registry.defenses.get(n).example_params} for n in DEFENSES],
         attacks=[{"id": "clean", "name": "clean"},
                  {"id": "gPGD3", "name": "pgd", "params": {"steps": 3}, "gradient": "classifier"}],
         evaluation={"batch_size": 4, "draws": 2},
     )
     path = write_suite(suite)
-    for out, bs in (("a", None), ("b", None), ("c", 3)):
+    for out, bs in (("a", None), ("b", None), ("c", 3)):  # twice the same, then another batch size
         rep = run(path, out=tmp_path / out, quiet=True, batch_size=bs, threads=1)
         assert not rep.failures, rep.failures
     drop = ["seconds", "peak_mem_mb", "loss_trace"]

@@ -74,36 +74,39 @@ def captured_log(name: str, sink: list[str]) -> Iterator[None]:
 
 
 def run_library(call: LibraryCall, target: Target, x: Tensor, y: Tensor, threat: ThreatModel, rng: SampleRNG,
-                batching: str) -> tuple[Tensor, Tensor, Tensor]:
-    """Run ``call`` per sample or per batch; returns (x_adv, forward counts (B,), backward counts (B,)).
+                batching: str) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor]]:
+    """Run ``call`` per sample or per batch; returns x_adv and per-sample (forwards, backwards, model evals).
 
     Images the library returns outside the threat ball or [0, 1] (beyond the runner's float slack) are
     projected onto it: unbounded attacks (CW, DeepFool, EAD) are thereby held to the budget, and
     round-off of bounded ones cannot fail a row. The runner then judges the result with the real defense.
     """
     b = x.shape[0]
+    defense = target.defense
     if batching == "sample":
-        outs, fwd, bwd = [], [], []
+        outs, fwd, bwd, mev = [], [], [], []
         for i in range(b):
             sub = target.select([i])
+            e0 = defense.evals
             with isolated_global_rng(rng.seeds[i], x.device):
                 outs.append(call(sub, x[i : i + 1], y[i : i + 1], rng.seeds[i]).detach())
             fwd.append(sub.forwards)
             bwd.append(sub.backwards)
+            mev.append(defense.evals - e0)
         x_adv = torch.cat(outs)
-        forwards = torch.tensor(fwd)
-        backwards = torch.tensor(bwd)
+        forwards, backwards, model_evals = torch.tensor(fwd), torch.tensor(bwd), torch.tensor(mev, dtype=torch.float64)
     elif batching == "batch":
-        f0, b0 = target.forwards, target.backwards
+        f0, b0, e0 = target.forwards, target.backwards, defense.evals
         seed = batch_seed(rng.seeds)
         with isolated_global_rng(seed, x.device):
             x_adv = call(target, x, y, seed).detach()
         forwards = torch.full((b,), target.forwards - f0)
         backwards = torch.full((b,), target.backwards - b0)
+        model_evals = torch.full((b,), (defense.evals - e0) / b, dtype=torch.float64)
     else:
         raise ValueError(f"unknown batching {batching!r}; use 'sample' or 'batch'")
     x_adv = x_adv.to(device=x.device, dtype=x.dtype)
     outside = ~threat.contains(x_adv, x)
     if bool(outside.any()):
         x_adv = torch.where(outside.view(-1, *[1] * (x.ndim - 1)), threat.project(x_adv, x), x_adv)
-    return x_adv, forwards, backwards
+    return x_adv, (forwards, backwards, model_evals)

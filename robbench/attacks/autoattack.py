@@ -162,8 +162,7 @@ class AutoAttack(Attack):
             return out
 
         with captured_log("auto-attack", self.messages):
-            x_adv, fwd, bwd = run_library(call, target, x, y, threat, rng, p.batching)
-        self.last_evals = (fwd, bwd)
+            x_adv, self.last_evals = run_library(call, target, x, y, threat, rng, p.batching)
         return x_adv
 
 
@@ -220,6 +219,5 @@ class Square(Attack):
                 out: Tensor = sq.perturb(xb, yb)
             return out
 
-        x_adv, fwd, bwd = run_library(call, target, x, y, threat, rng, p.batching)
-        self.last_evals = (fwd, bwd)
+        x_adv, self.last_evals = run_library(call, target, x, y, threat, rng, p.batching)
         return x_adv

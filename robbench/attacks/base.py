@@ -33,9 +33,9 @@ class Attack(Component):
     def __init__(self, params: Params) -> None:
         self.params = params
         self.last_trace: Tensor | None = None
-        #: per-sample (forward, backward) pass counts of the last ``run``, each (B,); ``None`` means
-        #: the target's batch counters apply to every sample
-        self.last_evals: tuple[Tensor, Tensor] | None = None
+        #: per-sample (forward passes, backward passes, model evaluations) of the last ``run``, each
+        #: (B,); ``None`` means the target's batch counters apply to every sample
+        self.last_evals: tuple[Tensor, Tensor, Tensor] | None = None
 
     def run(self, target: Target, x: Tensor, y: Tensor, threat: ThreatModel | None, *, rng: SampleRNG) -> Tensor:
         raise NotImplementedError

@@ -191,6 +191,5 @@ class TorchAttack(Attack):
             out: Tensor = atk(xb, yb)
             return out
 
-        x_adv, fwd, bwd = run_library(call, target, x, y, threat, rng, p.batching)
-        self.last_evals = (fwd, bwd)
+        x_adv, self.last_evals = run_library(call, target, x, y, threat, rng, p.batching)
         return x_adv
