@@ -709,7 +709,7 @@ def failure_rows(ex: Executor, key: UnitKey, message: str) -> list[dict[str, Any
             "defense": d["defense"], "defense_name": d["defense_name"], "stochastic": cell.stochastic,
             "attack": d["attack"], "attack_name": d["attack_name"], "gradient": d["gradient"],
             "randomness": cell.randomness, "eot": cell.eot, "norm": d["norm"], "eps": d["eps"], "threat": d["threat"],
-            "seed": derive_seed(seed, cell.id, "attack", sid), "draws": cell.draws,
+            "seed": derive_seed(seed, getattr(cell, "seed_key", cell.id), "attack", sid), "draws": cell.draws,
             "clean_correct": False, "clean_correct_draws": [], "adv_correct": False, "adv_correct_draws": [],
             "in_ball": None, "error": message,
         })

@@ -13,7 +13,7 @@ from tests.conftest import base_suite
 
 def _suite(cascade: bool) -> dict:  # type: ignore[type-arg]
     return base_suite(
-        data={"dataset": "digits", "n_samples": 40},
+        data={"dataset": "digits", "n_samples": 24},
         threats=[{"norm": "linf", "eps": 0.1}, {"norm": "l2", "eps": 0.8}],
         attacks=[{"id": "clean", "name": "clean"},
                  {"id": "PGD2", "name": "pgd", "params": {"steps": 2}},
@@ -23,8 +23,8 @@ def _suite(cascade: bool) -> dict:  # type: ignore[type-arg]
 
 
 def test_cascade_attacks_only_robust_points_and_equals_the_full_worst_case(write_suite, tmp_path: Path, zoo_dir) -> None:  # type: ignore[no-untyped-def]
-    run(write_suite(_suite(False), "full.yaml"), out=tmp_path / "full", quiet=True, checks=False)
-    report = run(write_suite(_suite(True), "cascade.yaml"), out=tmp_path / "cascade", quiet=True, checks=False)
+    run(write_suite(_suite(False), "full.yaml"), out=tmp_path / "full", quiet=True, threads=1, checks=False)
+    report = run(write_suite(_suite(True), "cascade.yaml"), out=tmp_path / "cascade", quiet=True, threads=1, checks=False)
     assert not report.failures
     full = ResultsDir(tmp_path / "full").read_rows()
     cas = ResultsDir(tmp_path / "cascade").read_rows()
@@ -68,6 +68,6 @@ def test_cascade_resume_computes_nothing(write_suite, tmp_path: Path, zoo_dir) -
     suite["threats"] = suite["threats"][:1]
     suite["data"]["n_samples"] = 16
     path = write_suite(suite)
-    first = run(path, out=tmp_path / "r", quiet=True, checks=False)
-    again = run(path, out=tmp_path / "r", quiet=True, checks=False)
+    first = run(path, out=tmp_path / "r", quiet=True, threads=1, checks=False)
+    again = run(path, out=tmp_path / "r", quiet=True, threads=1, checks=False)
     assert first.rows_written == 4 * 16 and again.rows_written == 0

@@ -37,7 +37,7 @@ def test_eot_on_a_deterministic_defense_warns_forces_k1_and_records_it(write_sui
     assert "random_noise" not in out  # EoT applies to the stochastic defense
     outdir = tmp_path / "res"
     with pytest.warns(UserWarning, match="k forced to 1"):
-        run(write_suite(suite), out=outdir, quiet=True, checks=False)
+        run(write_suite(suite), out=outdir, quiet=True, threads=1, checks=False)
     manifest = ResultsDir(outdir).read_manifest()
     assert manifest is not None and any("EoT(8) is pointless on defense 'none'" in n for n in manifest["notes"])
     cells = {c["defense"]: c for c in manifest["cells"]}

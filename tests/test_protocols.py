@@ -49,7 +49,7 @@ def test_quantize_masks_gradients_falls_to_bpda_and_is_flagged(write_suite, tmp_
                  {"id": "square", "name": "square", "params": {"n_queries": 100}, "defenses": ["q8"]}],
         evaluation={"batch_size": 48})
     out = tmp_path / "res"
-    report = run(write_suite(suite), out=out, quiet=True)
+    report = run(write_suite(suite), out=out, quiet=True, threads=1)
     assert not report.failures
     s = table(out)
     undefended = _acc(s, "none", "PGD20")
@@ -82,7 +82,7 @@ def test_randomised_defense_robust_to_single_draw_loses_to_eot(write_suite, tmp_
                  {"id": "PGD10-EoT16", "name": "pgd", "params": {"steps": 10}, "eot": 16}],
         evaluation={"batch_size": 48, "draws": 4, "scoring": "single"})
     out = tmp_path / "res"
-    assert not run(write_suite(suite), out=out, quiet=True).failures
+    assert not run(write_suite(suite), out=out, quiet=True, threads=1).failures
     single = table(out, scoring="single")
     worst = table(out, scoring="worst")
     one_draw = _acc(single, "rp", "PGD10")
@@ -104,7 +104,7 @@ def test_single_draw_only_evaluation_of_a_randomised_defense_is_flagged(write_su
     suite = base_suite(data={"dataset": "digits", "n_samples": 8}, defenses=[{"name": "random_noise", "params": {"sigma": 0.2}}],
                        attacks=[{"id": "PGD3", "name": "pgd", "params": {"steps": 3}}], evaluation={"batch_size": 8})
     out = tmp_path / "res"
-    run(write_suite(suite), out=out, quiet=True)
+    run(write_suite(suite), out=out, quiet=True, threads=1)
     flagged = _flagged(_checks(out), "randomness", "random_noise")
     assert flagged and "neither EoT nor det" in flagged[0]["message"]
 
@@ -115,7 +115,7 @@ def test_unconverged_loss_curve_is_flagged(write_suite, tmp_path: Path, zoo_dir)
                        attacks=[{"id": "PGD10-small", "name": "pgd",
                                  "params": {"steps": 10, "step_size": 0.004, "random_start": False, "loss": "margin"}}])
     out = tmp_path / "res"
-    run(write_suite(suite), out=out, quiet=True)
+    run(write_suite(suite), out=out, quiet=True, threads=1)
     flagged = _flagged(_checks(out), "loss-not-converged", "PGD10-small")
     assert flagged and flagged[0]["rising"] >= 1
 
@@ -142,7 +142,7 @@ def test_pgd_finds_at_least_as_many_as_a_reference_loop(random_start: bool, writ
                        attacks=[{"id": "PGD", "name": "pgd", "params": {"steps": steps, "random_start": random_start}}],
                        evaluation={"batch_size": 64})
     out = tmp_path / "res"
-    run(write_suite(suite), out=out, quiet=True, checks=False)
+    run(write_suite(suite), out=out, quiet=True, threads=1, checks=False)
     rows = ResultsDir(out).read_rows().sort_values("sample_index")
     from robbench.data.base import load_dataset
 

@@ -157,8 +157,8 @@ def test_adapter_runs_seeded_in_ball_and_batch_size_free(fake_torchattacks, writ
                  {"id": "ta-square", "name": "torchattacks.Square", "params": {"kwargs": {"n_queries": 10}}}],
         evaluation={"batch_size": 12})
     path = write_suite(suite)
-    run(path, out=tmp_path / "a", quiet=True, checks=False)
-    run(path, out=tmp_path / "b", quiet=True, checks=False, batch_size=5)
+    run(path, out=tmp_path / "a", quiet=True, threads=1, checks=False)
+    run(path, out=tmp_path / "b", quiet=True, threads=1, checks=False, batch_size=5)
     a, b = (ResultsDir(tmp_path / k).read_rows().sort_values(["cell", "sample_id"]).reset_index(drop=True)
             .drop(columns=["seconds", "peak_mem_mb"]) for k in "ab")
     pd.testing.assert_frame_equal(a, b)
