@@ -336,11 +336,11 @@ class Executor:
         attack_rng = SampleRNG.for_samples(ids, suite.seed, cell.seed_key, "attack", device=self.device)
         attack.last_evals = None
         x_adv = attack.run(target, x, y, cell.threat, rng=attack_rng).detach()
+        model_evals = (defense.evals - evals0) / b
         if attack.last_evals is not None:  # per-sample counts (third-party attacks run per sample)
             fwd, bwd, mev = (v.tolist() for v in attack.last_evals)
         else:
             fwd, bwd, mev = [target.forwards] * b, [target.backwards] * b, [model_evals] * b
-        model_evals = (defense.evals - evals0) / b
         if cell.threat is not None:
             in_ball = cell.threat.contains(x_adv, x)
             norms = cell.threat.norm_of(x_adv, x)

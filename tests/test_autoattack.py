@@ -24,7 +24,7 @@ from robbench.results import ResultsDir
 from tests.conftest import base_suite
 
 EPS = 0.1
-N = 10
+N = 8
 
 
 def _rows(out: Path) -> pd.DataFrame:
@@ -74,7 +74,7 @@ def _compare_with_direct(write_suite, tmp_path: Path, model: torch.nn.Module, pa
 
 def test_autoattack_flags_equal_direct_pyautoattack_calls(write_suite, tmp_path: Path, digits_classifier) -> None:  # type: ignore[no-untyped-def]
     """Standard version (APGD-CE, APGD-T, FAB-T, Square) with fewer targets and queries, for speed."""
-    overrides = {"square_queries": 300, "targets": 3}
+    overrides = {"square_queries": 100, "targets": 2}
     _compare_with_direct(write_suite, tmp_path, digits_classifier, {"version": "standard", **overrides}, overrides)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Literal
 
 import torch
@@ -157,7 +158,11 @@ class AutoAttack(Attack):
 
         def call(t: Target, xb: Tensor, yb: Tensor, seed: int) -> Tensor:
             aa = build_autoattack(t.as_module(), p, threat, seed, xb.device)
-            x_adv, _ = aa.run_standard_evaluation(xb, yb, batch_size=xb.shape[0])
+            tracer = sys.gettrace()  # pyautoattack's dynamic-defense check ends with sys.settrace(None)
+            try:
+                x_adv, _ = aa.run_standard_evaluation(xb, yb, batch_size=xb.shape[0])
+            finally:
+                sys.settrace(tracer)
             out: Tensor = x_adv
             return out
 

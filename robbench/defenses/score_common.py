@@ -105,6 +105,8 @@ class ScoreEval:
 
     def score(self, x: Tensor, sigma: Tensor) -> Tensor:
         n, mb = x.shape[0], self.micro_batch
+        if n == 0:
+            return torch.zeros_like(x)
         outs = []
         for start in range(0, n, mb):
             xc, sc = x[start : start + mb], sigma[start : start + mb]
