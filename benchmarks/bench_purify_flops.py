@@ -181,13 +181,17 @@ def main() -> None:
         tmp = Path(tmpdir)
         digits = load_dataset("digits").load("test")
         cifar_ref = _random_score_ref(tmp, 3, 16, 2)
-        settings = [("digits", "digits-score", (1, 8, 8), digits.x[:64], [64, 256, 1024]),
+        # (label, score model, image shape, images, reference batches, parameter overrides)
+        settings = [("digits", "digits-score", (1, 8, 8), digits.x[:64], [64, 256, 1024], {}),
+                    ("digits, micro_batch 256", "digits-score", (1, 8, 8), digits.x[:64], [64, 256, 1024],
+                     {"micro_batch": 256}),
                     ("cifar-shape", cifar_ref, (3, 32, 32), torch.rand((16, 3, 32, 32), generator=generator(5)),
-                     [64, 256])]
+                     [64, 256], {})]
         print("\n== utilisation: achieved FLOP/s of purify (no grad, as judged) vs the network's best ==")
-        for label, ref, shape, x, batches in settings:
-            d = _defense(ref, shape, **base)
-            print(f"[{label}] x {tuple(x.shape)}, params {base}", flush=True)
+        for label, ref, shape, x, batches, override in settings:
+            params = {**base, **override}
+            d = _defense(ref, shape, **params)
+            print(f"[{label}] x {tuple(x.shape)}, params {params}", flush=True)
             utilisation(d, x, shape, batches, args.reps)
 
         print("\n== scaling: time per image (cifar-shape network unless noted) ==")

@@ -122,7 +122,8 @@ def main() -> None:
     groups: list[tuple[str, list[tuple[str, Any]]]] = []
     quick = quickstart_entries()
     groups.append(("quickstart settings (suites/quickstart.yaml), digits 1x8x8",
-                   [(f"{did}: {params}", (build(name, params), x8)) for did, name, params in quick]))
+                   [(f"{did}: " + ", ".join(f"{k}={v}" for k, v in params.items() if k != "score_model"),
+                     (build(name, params), x8)) for did, name, params in quick]))
     by_name = {name: params for _, name, params in quick}
     for name, step_key, steps, mc_key, draws in [
         ("pursamere", "steps_per_level", [1, 2, 4], "n_mc", [1, 2, 4, 8]),
@@ -146,14 +147,14 @@ def main() -> None:
     med = interleaved(jobs, args.reps)
     for g, rows in groups:
         print(f"\n{g}")
-        print(f"  {'configuration':<70} {'ms/image':>9} {'ratio':>6} {'evals/image':>12}")
+        print(f"  {'configuration':<62} {'ms/image':>9} {'ratio':>6} {'evals/image':>12}")
         first = None
         for label, (d, x) in rows:
             t = med[f"{g}|{label}"] / x.shape[0]
             first = first or t
             d.evals = 0
             purify_job(d, x)()
-            print(f"  {label:<70} {t * 1e3:9.2f} {t / first:6.2f} {d.evals / x.shape[0]:12.0f}")
+            print(f"  {label:<62} {t * 1e3:9.2f} {t / first:6.2f} {d.evals / x.shape[0]:12.0f}")
     with open("/proc/loadavg") as fh:
         print(f"\nload average at end: {fh.read().split()[:3]}")
 

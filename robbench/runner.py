@@ -174,7 +174,7 @@ class Plan:
                 surrogate = model_identity(a.surrogate) if a.surrogate else None
                 for t in threats:
                     ident = {
-                        "defense": dhash, "attack": aid, "attack_id": a.id, "gradient": a.gradient if acls.uses_gradients else "none",
+                        "defense": dhash, "defense_id": d.display, "attack": aid, "attack_id": a.id, "gradient": a.gradient if acls.uses_gradients else "none",
                         "randomness": randomness, "eot": eot, "draws": draws, "surrogate": surrogate,
                         "threat": [t.norm, t.eps] if t else None,
                     }

@@ -33,7 +33,7 @@ def test_table_formats(results: Path, fmt: str) -> None:
     assert res.exit_code == 0, res.output
     assert "PGD5" in res.output
     if fmt == "json":
-        rows = json.loads(res.output)
+        rows = json.loads(res.stdout)
         assert {"defense", "attack", "norm", "eps", "n", "accuracy", "ci_low", "ci_high"} <= set(rows[0])
         clean = [r for r in rows if r["attack"] == "clean"][0]
         assert clean["reported"] == pytest.approx(0.97) and "test" in clean["source"]

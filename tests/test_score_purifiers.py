@@ -237,6 +237,8 @@ def _directional_check(d: Any, x: Tensor, rng_tag: str | None, h: float) -> tupl
 @pytest.mark.parametrize("name,params,tag", [
     ("pursamere", {"eps_pur": 0.3, "levels": 3, "steps_per_level": 2, "n_mc": 3}, None),
     ("pursamere", {"eps_pur": 0.3, "levels": 3, "steps_per_level": 2, "n_mc": 3, "sam": False}, None),
+    ("pursamere", {"eps_pur": 0.05, "norm": "l2", "lr_max": 0.02, "levels": 3, "steps_per_level": 2, "n_mc": 3}, None),
+    ("pursamere", {"eps_pur": 0.3, "norm": "l1", "lr_max": 0.02, "levels": 3, "steps_per_level": 2, "n_mc": 3}, None),
     ("scoreopt", {"loss": "sr", "variant": "n", "lr": 0.05, "steps": 3}, "fd"),
     ("scoreopt", {"loss": "mse", "variant": "o", "lr": 0.05, "steps": 3}, "fd"),
     ("adp", {"noise_std": 0.1, "sigma_end": 0.05, "steps": 3}, "fd"),
@@ -254,6 +256,29 @@ def test_full_gradient_matches_finite_differences(ctx: BuildContext, x_test: Ten
     assert abs(auto - fd) <= 1e-3 * abs(fd) + 1e-6, (auto, fd)
     # and the gradient is not the straight-through (identity) one: the purifier's Jacobian counts
     assert abs(fd - identity) > 0.01 * abs(fd), (auto, fd, identity)
+
+
+@pytest.mark.parametrize("norm,eps", [("linf", 0.05), ("l2", 0.3), ("l1", 1.5), ("l2", 50.0), ("l1", 500.0)])
+def test_projection_derivative_matches_finite_differences(norm: str, eps: float) -> None:
+    from robbench.defenses.score_common import project_ball
+    from robbench.threat import project
+
+    g = generator(31)
+    x0 = torch.rand((3, 1, 8, 8), generator=g, dtype=torch.float64)
+    x = x0 + 0.3 * torch.randn(x0.shape, generator=g, dtype=torch.float64)  # some coordinates leave [0, 1]
+    w, vx, v0 = (torch.randn(x0.shape, generator=g, dtype=torch.float64) for _ in range(3))
+    xg, x0g = x.clone().requires_grad_(True), x0.clone().requires_grad_(True)
+    out = project_ball(xg, x0g, norm, eps)
+    assert torch.equal(out.detach(), project(x, x0, norm, eps))  # forward values untouched
+    gx, g0 = torch.autograd.grad((out * w).sum(), (xg, x0g))
+    h = 1e-7
+
+    def f(a: Tensor, b: Tensor) -> float:
+        return float((project(a, b, norm, eps) * w).sum())
+
+    fd = (f(x + h * vx, x0 + h * v0) - f(x - h * vx, x0 - h * v0)) / (2 * h)
+    auto = float((gx * vx).sum() + (g0 * v0).sum())
+    assert abs(auto - fd) <= 1e-5 * max(1.0, abs(fd)), (auto, fd)
 
 
 def test_checkpointed_and_full_graph_gradients_agree(ctx: BuildContext, x_test: Tensor) -> None:
@@ -362,18 +387,18 @@ def test_runner_rows_do_not_depend_on_batch_size(write_suite, tmp_path: Path, zo
     from robbench.results import ResultsDir
 
     suite = base_suite(
-        data={"dataset": "digits", "split": "test", "n_samples": 10},
+        data={"dataset": "digits", "split": "test", "n_samples": 6},
         defenses=[{"name": n, "params": registry.defenses.get(n).example_params} for n in DEFENSES],
         attacks=[
             {"id": "clean", "name": "clean"},
             {"id": "gPGD3", "name": "pgd", "params": {"steps": 3}, "gradient": "classifier"},
             {"id": "BPDA2-det", "name": "pgd", "params": {"steps": 2}, "gradient": "bpda", "randomness": "det"},
         ],
-        evaluation={"batch_size": 10, "draws": 2},
+        evaluation={"batch_size": 6, "draws": 2},
     )
     path = write_suite(suite)
     run(path, out=tmp_path / "a", quiet=True)
-    run(path, out=tmp_path / "b", quiet=True, batch_size=3)
+    run(path, out=tmp_path / "b", quiet=True, batch_size=4)
     # the loss trace comes from the classifier's batched logits, which may differ in the last bits
     # across batch shapes (as in test_runner); predictions and everything else must not
     drop = ["seconds", "peak_mem_mb", "loss_trace"]

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field
 from torch import Tensor
 
 from robbench.components import BuildContext, Params
 from robbench.defenses.base import Defense
 from robbench.defenses.score_common import (
-    ScoreEval, check_sigma_range, load_score_model, parse_positive, run_steps, score_ladder, wants_graph,
+    OptionalPositiveFloat, PositiveFloat, ScoreEval, check_sigma_range, load_score_model, run_steps, score_ladder,
+    wants_graph,
 )
 from robbench.errors import RobbenchError
 from robbench.seeding import SampleRNG
@@ -23,27 +23,17 @@ class ADPParams(Params):
     #: the score model (zoo name or checkpoint reference)
     score_model: ModelRef
     #: std of the injected Gaussian noise (paper: 0.25)
-    noise_std: float = 0.25
+    noise_std: PositiveFloat = 0.25
     #: deterministic update steps
     steps: int = Field(default=5, ge=1, le=100_000)
     #: step size as a fraction of sigma_k^2: x += step_size * sigma_k^2 * s(x, sigma_k)
     step_size: float = Field(default=1.0, gt=0, le=10)
     #: noise level of the first step (default: noise_std)
-    sigma_start: float | None = None
+    sigma_start: OptionalPositiveFloat = None
     #: noise level of the last step; levels are geometric from sigma_start to sigma_end
-    sigma_end: float = 0.05
+    sigma_end: PositiveFloat = 0.05
     #: images per score-network call (a fixed shape makes results independent of the batch size)
     micro_batch: int = Field(default=64, ge=1, le=1_000_000)
-
-    @field_validator("noise_std", "sigma_end", mode="before")
-    @classmethod
-    def _pos(cls, v: Any, info: Any) -> float:
-        return parse_positive(v, info.field_name)
-
-    @field_validator("sigma_start", mode="before")
-    @classmethod
-    def _start(cls, v: Any) -> float | None:
-        return None if v is None else parse_positive(v, "sigma_start")
 
     def levels(self) -> list[float]:
         """sigma_k per step, geometric from sigma_start to sigma_end."""

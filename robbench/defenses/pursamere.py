@@ -11,20 +11,19 @@ from torch import Tensor
 from robbench.components import BuildContext, Params
 from robbench.defenses.base import Defense
 from robbench.defenses.score_common import (
-    LADDER_RTOL, Adam, ScoreEval, check_sigma_range, input_grad, load_score_model, parse_positive, run_steps,
-    score_ladder, wants_graph,
+    LADDER_RTOL, Adam, PositiveFloat, ScoreEval, check_sigma_range, input_grad, load_score_model, parse_positive,
+    project_ball, run_steps, score_ladder, wants_graph,
 )
 from robbench.errors import SuiteError
 from robbench.seeding import SampleRNG, derive_seed, generator
 from robbench.suite import ModelRef
-from robbench.threat import project
 
 
 class PurSAMEREParams(Params):
     #: the score model (zoo name or checkpoint reference)
     score_model: ModelRef
     #: purification radius (a number or a fraction such as "8/255"); the paper uses 1x-2x the attack budget
-    eps_pur: float
+    eps_pur: PositiveFloat
     #: norm of the purification ball
     norm: Literal["linf", "l2", "l1"] = "linf"
     #: SAM radius (L2, input space); default eps_pur / 2
@@ -48,18 +47,10 @@ class PurSAMEREParams(Params):
     #: images per score-network call (a fixed shape makes results independent of the batch size)
     micro_batch: int = Field(default=64, ge=1, le=1_000_000)
 
-    @field_validator("eps_pur", mode="before")
-    @classmethod
-    def _eps(cls, v: Any) -> float:
-        return parse_positive(v, "eps_pur")
-
     @field_validator("rho", mode="before")
     @classmethod
     def _rho(cls, v: Any) -> float | None:
-        if v is None:
-            return None
-        out = parse_positive(v, "rho") if v != 0 else 0.0
-        return out
+        return v if v is None or v == 0 else parse_positive(v)
 
     @field_validator("levels")
     @classmethod
@@ -224,7 +215,7 @@ class PurSAMERE(Defense):
             norms = g.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * (x.ndim - 1))
             g = input_grad(objective, x + rho * g / norms, create_graph)
         x, m, v = self._adam.step(x, m, v, g, lr, t)
-        x = project(x, x_a, p.norm, p.eps_pur).clamp(0.0, 1.0)
+        x = project_ball(x, x_a, p.norm, p.eps_pur)
         return x, m, v
 
     def schedule(self) -> list[tuple[float, float]]:

@@ -17,29 +17,32 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import torch
+from pydantic import BeforeValidator
 from torch import Tensor, nn
 
 from robbench.components import BuildContext
 from robbench.errors import RobbenchError, SuiteError
 from robbench.suite import ModelRef
-from robbench.threat import parse_eps
+from robbench.threat import norm_of, parse_eps, project
 
 #: relative slack when comparing requested noise levels with a model's ladder
 LADDER_RTOL = 1e-4
 
 
-def parse_positive(v: Any, what: str) -> float:
+def parse_positive(v: Any) -> float:
     """A number or a fraction string such as ``"8/255"`` that must be positive and finite."""
-    try:
-        out = parse_eps(v)
-    except ValueError as exc:
-        raise ValueError(f"{what}: {exc}") from None
+    out = parse_eps(v)
     if not (out > 0 and math.isfinite(out)):
-        raise ValueError(f"{what} must be a positive finite number, got {v!r}")
+        raise ValueError(f"must be a positive finite number, got {v!r}")
     return out
+
+
+#: a parameter given as a number or a fraction string ("8/255"), positive and finite
+PositiveFloat = Annotated[float, BeforeValidator(parse_positive)]
+OptionalPositiveFloat = Annotated[float | None, BeforeValidator(lambda v: None if v is None else parse_positive(v))]
 
 
 def score_ladder(ref: ModelRef, ctx: BuildContext | None) -> Tensor:
@@ -143,6 +146,45 @@ class Adam:
         m_hat = m / (1 - b1**t)
         v_hat = v / (1 - b2**t)
         return x - lr * m_hat / (v_hat.clamp_min(1e-30).sqrt() + self.eps), m, v
+
+
+def project_ball(x: Tensor, x0: Tensor, norm: str, eps: float) -> Tensor:
+    """:func:`robbench.threat.project` (ball ∩ [0,1]) with its exact derivative for L2 and L1 too.
+
+    The projection's values always come from :func:`~robbench.threat.project`. Its L2/L1 branch finds
+    the Lagrange multiplier by bisection, whose autograd derivative is not the multiplier's true
+    derivative; when a graph is wanted, the result is rebuilt from the active sets of that
+    projection with the multiplier in closed form, and only the rebuilt version's derivative is
+    used (its forward values are discarded), so differentiated purifiers get the exact Jacobian
+    (almost everywhere) while the forward values stay bit-identical to the no-grad path.
+    """
+    out = project(x, x0, norm, eps)
+    if norm == "linf" or not torch.is_grad_enabled() or not (x.requires_grad or x0.requires_grad):
+        return out
+    shape = x.shape
+    c = x0.reshape(shape[0], -1)
+    d = x.reshape(shape[0], -1) - c
+    o = out.detach().reshape(shape[0], -1)
+    at_box = (o == 0) | (o == 1)
+    z_box = o - c  # the clipped coordinates' values, as functions of x0
+    if norm == "l2":
+        free = ~at_box
+        rest = eps * eps - (z_box * at_box).square().sum(1, keepdim=True)
+        d_free = d * free
+        scale = rest.clamp_min(1e-30).sqrt() / d_free.norm(dim=1, keepdim=True).clamp_min(1e-30)
+        z = torch.where(free, d_free * scale, z_box)
+    else:
+        zero = (o == x0.detach().reshape(shape[0], -1)) | (d == 0)
+        clipped = at_box & ~zero
+        free = ~(zero | clipped)
+        n_free = free.sum(1, keepdim=True).clamp_min(1)
+        lam = ((d.abs() * free).sum(1, keepdim=True) + (z_box.abs() * clipped).sum(1, keepdim=True) - eps) / n_free
+        z = torch.where(free, d - lam * torch.sign(d), torch.where(clipped, z_box, torch.zeros_like(d)))
+    # inside the ball (only the box active): the clamp itself
+    inside = (norm_of(torch.clamp(x, 0, 1).detach() - x0.detach(), norm) <= eps).view(-1, 1)
+    z = torch.where(inside, torch.minimum(torch.maximum(d, -c), 1 - c), z)
+    rebuilt = (c + z).reshape(shape)
+    return out.detach() + (rebuilt - rebuilt.detach())
 
 
 def input_grad(fn: Callable[[Tensor], Tensor], x: Tensor, create_graph: bool) -> Tensor:

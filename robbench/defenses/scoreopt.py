@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import torch
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 from torch import Tensor
 
 from robbench.components import BuildContext, Params
 from robbench.defenses.base import Defense
 from robbench.defenses.score_common import (
-    Adam, ScoreEval, check_sigma_range, input_grad, load_score_model, parse_positive, run_steps, score_ladder,
-    wants_graph,
+    Adam, OptionalPositiveFloat, PositiveFloat, ScoreEval, check_sigma_range, input_grad, load_score_model, run_steps,
+    score_ladder, wants_graph,
 )
 from robbench.errors import RobbenchError
 from robbench.seeding import SampleRNG
@@ -33,24 +33,14 @@ class ScoreOptParams(Params):
     #: Adam learning rate
     lr: float = Field(default=0.05, gt=0)
     #: noise range of the loss: sigma_t = sigma_min + t (sigma_max - sigma_min), t ~ U(0, 1)
-    sigma_min: float = 0.05
-    sigma_max: float = 0.25
+    sigma_min: PositiveFloat = 0.05
+    sigma_max: PositiveFloat = 0.25
     #: std of the starting noise of variant ``n`` (default: sigma_max)
-    init_noise: float | None = None
+    init_noise: OptionalPositiveFloat = None
     #: noise draws per step and sample
     n_noise: int = Field(default=1, ge=1, le=4096)
     #: images per score-network call (a fixed shape makes results independent of the batch size)
     micro_batch: int = Field(default=64, ge=1, le=1_000_000)
-
-    @field_validator("sigma_min", "sigma_max", mode="before")
-    @classmethod
-    def _sigma(cls, v: Any, info: Any) -> float:
-        return parse_positive(v, info.field_name)
-
-    @field_validator("init_noise", mode="before")
-    @classmethod
-    def _init(cls, v: Any) -> float | None:
-        return None if v is None else parse_positive(v, "init_noise")
 
     @model_validator(mode="after")
     def _range(self) -> ScoreOptParams:
