@@ -10,7 +10,8 @@ a shared machine with ``--threads 1``; the wall-time ratio is printed too):
 
 - robbench: one work unit through the runner (AutoAttack on ``Target.as_module()`` of the ``none``
   defense, containment check, judging clean and adversarial, rows, shard);
-- direct: ``pyautoattack.AutoAttack(model, ...).run_standard_evaluation(x, y)`` plus the robust flags.
+- direct: ``pyautoattack.AutoAttack(model, ...).run_standard_evaluation(x, y, batch_size=n)`` plus the
+  robust flags.
 
 Also reported (not a like-for-like ratio): robbench's default ``batching: sample`` (one pyautoattack
 call per sample, seeded per sample, so rows do not depend on the batch size) against the same direct
@@ -92,8 +93,9 @@ def main() -> None:
         def direct() -> torch.Tensor:
             aa = pyautoattack.AutoAttack(model, norm="Linf", eps=args.eps, version=args.version, seed=seed, device="cpu")
             aa.verbose = False
-            with torch.random.fork_rng(devices=[]):
-                x_adv = aa.run_standard_evaluation(x, y, bs=args.n)
+            with torch.random.fork_rng(devices=[]):  # the same global-RNG treatment robbench gives it
+                torch.random.manual_seed(seed)
+                x_adv, _ = aa.run_standard_evaluation(x, y, batch_size=args.n)
             with torch.no_grad():
                 return model(x_adv).argmax(1) == y  # type: ignore[no-any-return]
 
