@@ -153,5 +153,8 @@ def test_pgd_finds_at_least_as_many_as_a_reference_loop(random_start: bool, writ
     with torch.no_grad():
         ref_wrong = int((model(x_ref).argmax(1) != y).sum())
     ours_wrong = int((~rows["adv_correct"]).sum())
-    assert ours_wrong >= ref_wrong, (ours_wrong, ref_wrong)
+    # Without a random start both loops follow the same trajectory, and ours (best iterate) must dominate.
+    # With one, the two starts are different draws: allow the sampling spread of a few samples, no more.
+    slack = 0 if not random_start else max(3, n // 30)
+    assert ours_wrong >= ref_wrong - slack, (ours_wrong, ref_wrong, slack)
     assert ref_wrong > 10  # the comparison is not vacuous

@@ -229,3 +229,41 @@ def test_dataset_override_that_does_not_fit_exits_2(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["zoo", "train", "no-such-model", "--zoo-dir", str(tmp_path)])
     assert res.exit_code == 2 and "unknown zoo model 'no-such-model'" in res.output
     assert not list(tmp_path.glob("*.pt"))
+
+
+def test_zoo_ls_shows_metrics_and_zoo_verify_catches_a_tampered_checkpoint(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from robbench.cli import app
+    from robbench.errors import CheckpointError
+
+    runner = CliRunner()
+    zoo = tmp_path / "zoo"
+    res = runner.invoke(app, ["zoo", "ls", "--zoo-dir", str(zoo)])
+    assert res.exit_code == 0 and "no models cached" in res.output
+    res = runner.invoke(app, ["zoo", "train", "tiny-score-digits", "--steps", "4", "--zoo-dir", str(zoo)])
+    assert res.exit_code == 0, res.output
+    r = get_recipe("tiny-score-digits").with_overrides(steps=4)
+    manifest = ZooStore(zoo).manifest(r.key)
+    # ls: one line per cached model with its architecture, data set and recorded metrics
+    res = runner.invoke(app, ["zoo", "ls", "--zoo-dir", str(zoo)])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())  # the console may wrap the metrics onto more lines
+    assert text.count(r.key) == 1
+    entry = text[text.index(r.key):]
+    assert entry.startswith(f"{r.key} score_unet digits ")
+    assert f"denoise_mse@0.1={manifest['metrics']['denoise_mse@0.1']:.4g}" in entry
+    res = runner.invoke(app, ["zoo", "ls", "--recipes"])
+    assert res.exit_code == 0 and "digits-score" in res.output and "digits-diffusion" in res.output
+    # verify: ok, then one flipped byte fails it (exit 2, the key named) and loading refuses the file
+    res = runner.invoke(app, ["zoo", "verify", "--zoo-dir", str(zoo)])
+    assert res.exit_code == 0 and f"ok  {r.key}" in res.output, res.output
+    ckpt = zoo / f"{r.key}.pt"
+    data = bytearray(ckpt.read_bytes())
+    data[-100] ^= 0xFF
+    ckpt.write_bytes(bytes(data))
+    res = runner.invoke(app, ["zoo", "verify", "--zoo-dir", str(zoo)])
+    assert res.exit_code == 2 and f"BAD  {r.key}  sha256 mismatch" in res.output, res.output
+    assert "failed verification" in res.output
+    with pytest.raises(CheckpointError, match=rf"{r.key}\.pt fails its hash"):
+        ZooStore(zoo).load(r.key)
