@@ -178,10 +178,13 @@ class Plan:
                         "randomness": randomness, "eot": eot, "draws": draws, "surrogate": surrogate,
                         "threat": [t.norm, t.eps] if t else None,
                     }
+                    rng_id = None
                     if s.evaluation.generative_precision != "fp32":
+                        # its own cell, but the fp32 cell's seeds: the runs differ in arithmetic only
+                        rng_id = stable_hash(ident)
                         ident["generative_precision"] = s.evaluation.generative_precision
                     cells.append(Cell(stable_hash(ident), d, a, t, stochastic, eot, draws, randomness, dhash,
-                                      a.eot if why else None))
+                                      a.eot if why else None, rng_id=rng_id))
         return cells
 
     def manifest(self, device: torch.device, batch_size: int, out: Path) -> dict[str, Any]:
@@ -350,8 +353,12 @@ class Executor:
             norms = torch.zeros(b, device=x.device)
         linf = (x_adv - x).flatten(1).abs().amax(1)
         image_finite = torch.isfinite(x_adv.flatten(1)).all(1)
+        evals1 = defense.evals
         clean_preds, clean_finite = self.judge(defense, cell, x, ids)
         adv_preds, adv_finite = self.judge(defense, cell, torch.where(in_ball.view(-1, 1, 1, 1), x_adv, x), ids)
+        # the row's cost: the attack's model evaluations plus the judge's (clean and adversarial, every draw)
+        judge_evals = (defense.evals - evals1) / b
+        mev = [m + judge_evals for m in mev]
         trace = attack.last_trace
         # a few whole-batch device->host copies instead of per-sample reads (each a GPU sync); they
         # also wait for the device, so `seconds` covers the GPU work
