@@ -229,7 +229,9 @@ def compute_checks(plan: Plan, ex: Executor, n: int = N_SAMPLES) -> list[dict[st
         modes = _gradient_modes(plan, spec.display)
         for mode in modes:
             out.append(_zero_gradients(defense, spec.display, mode, x, y, ids, seed))
-        for norm in norms:
+        # only the norms this defense is attacked in (a defense never attacked in L1 needs no L1 check)
+        attacked = {c.threat.norm for c in plan.cells if c.defense.display == spec.display and c.threat is not None}
+        for norm in (nm for nm in norms if nm in attacked):
             if norm in large_threats:
                 continue  # judged from the rows
             threat = ThreatModel(norm, min(large_eps(norm, dim), 0.999 * max_eps(norm, dim)))  # type: ignore[arg-type]

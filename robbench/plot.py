@@ -176,7 +176,13 @@ class Group:
 
 
 def tradeoff_groups(manifest: dict[str, Any]) -> tuple[list[Group], list[str]]:
-    """Groups of defense settings read from the manifest's suite, and why others were left out."""
+    """Groups of defense settings read from the manifest's suite, and why others were left out.
+
+    Settings of one defense name form a group for parameter ``k`` when they agree on every other
+    parameter and differ in ``k`` (e.g. PurSAMERE at three eps_pur values). A suite may hold several
+    such sweeps of one defense (the same eps_pur sweep at two learning rates): each is its own group,
+    named with the parameters that tell the sweeps apart.
+    """
     by_name: dict[str, list[dict[str, Any]]] = {}
     for d in (manifest.get("suite") or {}).get("defenses") or []:
         by_name.setdefault(d["name"], []).append(d)
@@ -187,16 +193,29 @@ def tradeoff_groups(manifest: dict[str, Any]) -> tuple[list[Group], list[str]]:
         flat = [_flatten(d.get("params") or {}) for d in ds]
         keys = sorted(set().union(*flat))
         varying = [k for k in keys if len({repr(f.get(k)) for f in flat}) > 1]
-        if len(varying) != 1:
-            skipped.append(f"defense {name!r}: its {len(ds)} settings differ in {varying or 'nothing'}, "
-                           "not in exactly one parameter")
-            continue
-        key = varying[0]
-        members = [(d.get("id") or d["name"], f.get(key)) for d, f in zip(ds, flat, strict=True)]
-        nums = [_as_number(v) for _, v in members]
-        if all(n is not None for n in nums):
-            members = [m for _, m in sorted(zip(nums, members, strict=True), key=lambda t: t[0])]  # type: ignore[arg-type, return-value]
-        groups.append(Group(name, key, members))
+        found = []
+        for key in varying:
+            others = [k for k in varying if k != key]
+            blocks: dict[str, list[int]] = {}
+            for i, f in enumerate(flat):
+                blocks.setdefault(repr([f.get(k) for k in others]), []).append(i)
+            # a sweep sets the parameter explicitly in every member (a default has no value to plot)
+            sweeps = [b for b in blocks.values()
+                      if len({repr(flat[i].get(key)) for i in b}) >= 2 and all(key in flat[i] for i in b)]
+            # what tells the sweeps of this parameter apart (empty when there is only one)
+            telling = [k for k in others if len({repr(flat[b[0]].get(k)) for b in sweeps}) > 1]
+            for block in sweeps:
+                members = [(ds[i].get("id") or ds[i]["name"], flat[i].get(key)) for i in block]
+                nums = [_as_number(v) for _, v in members]
+                if all(n is not None for n in nums):
+                    members = [m for _, m in sorted(zip(nums, members, strict=True), key=lambda t: t[0])]  # type: ignore[arg-type, return-value]
+                context = ", ".join(f"{k} {flat[block[0]].get(k, 'default')}" for k in telling)
+                found.append(Group(f"{name} ({context})" if context else name, key, members))
+        if found:
+            groups.extend(found)
+        else:
+            skipped.append(f"defense {name!r}: no two of its {len(ds)} settings differ in exactly one parameter "
+                           f"(they differ in {varying or 'nothing'})")
     return groups, skipped
 
 

@@ -85,6 +85,24 @@ def test_tradeoff_groups_need_exactly_one_varying_parameter() -> None:
     assert len(skipped) == 1 and "'adp'" in skipped[0] and "noise_std" in skipped[0]
 
 
+def test_two_sweeps_of_one_defense_are_two_groups() -> None:
+    """The fashion_mnist suite's shape: an eps_pur sweep at two learning rates, plus an L2 setting that
+    differs in two parameters and belongs to no sweep."""
+    def pur(i: str, eps: float, **extra: Any) -> dict[str, Any]:
+        return {"name": "pursamere", "id": i, "params": {"score_model": "m", "eps_pur": eps, **extra}}
+
+    manifest: dict[str, Any] = {"suite": {"defenses": [
+        pur("a1", 0.1), pur("a2", 0.2), pur("a15", 0.15),
+        pur("b1", 0.1, lr_max=0.06), pur("b2", 0.2, lr_max=0.06),
+        pur("l2", 1.5, norm="l2"),
+    ]}}
+    groups, skipped = tradeoff_groups(manifest)
+    got = sorted((g.name, g.param, [m[0] for m in g.members]) for g in groups)
+    assert got == [("pursamere (lr_max 0.06)", "eps_pur", ["b1", "b2"]),
+                   ("pursamere (lr_max default)", "eps_pur", ["a1", "a15", "a2"])]
+    assert not skipped
+
+
 def test_nothing_to_draw_is_a_clear_error(tmp_path: Path) -> None:
     suite = {"name": "x", "data": {"dataset": "digits", "n_samples": 10}, "classifier": "digits-cnn",
              "threats": [{"norm": "linf", "eps": 0.1}], "defenses": [{"name": "none"}],
