@@ -55,7 +55,7 @@ class Cascade:
                 continue
             before = seen.setdefault(key, [])
             if before:
-                cell.rng_id = cell.id
+                cell.rng_id = cell.seed_key
                 cell.id = stable_hash({"cell": cell.id, "cascade_after": [c.id for c in before], "scoring": scoring})
             self.priors[cell.id] = list(before)
             before.append(cell)

@@ -16,7 +16,7 @@ Executors
         ``pip install 'robbench[submitit]'``): the units are grouped into ``shards`` jobs (a job
         array), tracked until done, and the failed ones resubmitted. ``cluster="local"`` runs the
         same jobs as local subprocesses (submitit's LocalExecutor: the tests use it), ``"debug"``
-        in this process. A job killed at its time limit or preempted is requeued by Slurm and
+        in this process; ``"auto"`` (default) is Slurm, refused where no Slurm is found. A job killed at its time limit or preempted is requeued by Slurm and
         continues with the units it had not finished (the job skips units whose rows exist).
 
 Failures
@@ -77,7 +77,7 @@ class ExecOptions(BaseModel):
     workers: int = Field(default=1, ge=1, le=1024)
     #: submitit: number of jobs the units are grouped into (default 8)
     shards: int | None = Field(default=None, ge=1, le=100_000)
-    #: submitit: auto (Slurm when found) | slurm | local (subprocesses) | debug (in process)
+    #: submitit: auto (Slurm; refused where none is found) | slurm | local (subprocesses) | debug (in process)
     cluster: Literal["auto", "slurm", "local", "debug"] = "auto"
     slurm_partition: str | None = None
     slurm_account: str | None = None
@@ -149,7 +149,22 @@ def exec_options(options: ExecOptions | dict[str, Any] | None = None, **kwargs: 
     if extra is not None and not installed(extra):
         raise ExecutorError(f"executor {opts.executor!r} needs the {extra!r} package, which is not installed",
                             hint=f"{_install_hint(extra)}, or run with --executor local")
+    if opts.executor == "submitit" and opts.cluster == "auto" and not slurm_found():
+        # submitit's own "auto" would quietly start every job as a local process (on a login node)
+        raise ExecutorError("--executor submitit found no Slurm cluster here (no srun on PATH)",
+                            hint="run on a Slurm login node; to run the jobs as local processes instead, pass "
+                                 "--cluster local (or --cluster debug: in this process)")
     return opts
+
+
+def slurm_found() -> bool:
+    """True when submitit would submit to Slurm (its Slurm executor finds ``srun`` on PATH)."""
+    try:
+        from submitit.slurm.slurm import SlurmExecutor
+
+        return SlurmExecutor.affinity() > 0
+    except Exception:  # noqa: BLE001 - another submitit layout: its own detection decides
+        return True
 
 
 # ---------------------------------------------------------------------------------------------

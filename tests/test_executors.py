@@ -104,6 +104,25 @@ def test_missing_submitit_names_the_extra(write_suite, tmp_path: Path, zoo_dir) 
     assert not out.exists()  # refused before anything was written
 
 
+def test_submitit_without_slurm_is_refused_unless_local_jobs_are_asked_for(write_suite, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    monkeypatch.setenv("PATH", str(bin_dir))  # no srun: no Slurm here
+    with pytest.raises(ExecutorError, match="found no Slurm cluster") as e:
+        exec_options(executor="submitit", slurm_partition="gpu")
+    assert "--cluster local" in (e.value.hint or "")
+    assert exec_options(executor="submitit", cluster="local").cluster == "local"
+    path, out = write_suite(_suite()), tmp_path / "res"
+    res = _cli(["run", str(path), "--out", str(out), "--executor", "submitit", "--shards", "2"], tmp_path)
+    assert res.returncode == 2 and "found no Slurm cluster here" in res.stderr, res.stderr
+    assert not out.exists()  # refused before anything was written
+    srun = bin_dir / "srun"  # a Slurm installation, as submitit detects one
+    srun.write_text("#!/bin/sh\nexit 1\n")
+    srun.chmod(0o755)
+    assert exec_options(executor="submitit", slurm_partition="gpu").slurm_partition == "gpu"
+
+
 # ---- the same rows, however split ------------------------------------------------------------------
 def test_process_pool_gives_the_rows_of_one_process_and_keeps_cascade_order(write_suite, tmp_path: Path, zoo_dir) -> None:  # type: ignore[no-untyped-def]
     # cascade: PGD5 reads the stored PGD2 rows of its samples, so its units must wait for all of PGD2's
@@ -114,7 +133,7 @@ def test_process_pool_gives_the_rows_of_one_process_and_keeps_cascade_order(writ
     rep = run(path, out=tmp_path / "pool", quiet=True, shard_size=8, executor="local", workers=2)
     assert rep.rows_written == 5 * 24 and not rep.failures
     one, pool = _rows(tmp_path / "one"), _rows(tmp_path / "pool")
-    pd.testing.assert_frame_equal(one, pool)
+    pd.testing.assert_frame_equal(one, pool, check_exact=True)
     assert pool["error"].isna().all()
     ex = _execution(tmp_path / "pool")
     assert ex["backend"] == "local-pool" and ex["workers"] == 2 and ex["units_submitted"] == 15
@@ -129,7 +148,7 @@ def test_submitit_local_jobs_give_the_same_rows_and_rerun_submits_only_missing(w
     assert rep.rows_written == 72 and not rep.failures
     ex = _execution(out)
     assert ex["backend"] == "submitit" and len(ex["job_ids"]) == 2 and ex["units_submitted"] == 9
-    pd.testing.assert_frame_equal(_rows(tmp_path / "one"), _rows(out))
+    pd.testing.assert_frame_equal(_rows(tmp_path / "one"), _rows(out), check_exact=True)
     # a crash lost two shards: the rerun submits exactly those two units
     lost = ResultsDir(out).shard_paths()[2:4]
     for p in lost:
@@ -137,7 +156,7 @@ def test_submitit_local_jobs_give_the_same_rows_and_rerun_submits_only_missing(w
     rep = run(path, out=out, quiet=True, shard_size=8, executor="submitit", cluster="local", shards=2, poll_s=0.5)
     assert rep.rows_written == 16 and rep.rows_skipped == 72 - 16
     assert _execution(out)["units_submitted"] == 2
-    pd.testing.assert_frame_equal(_rows(tmp_path / "one"), _rows(out))
+    pd.testing.assert_frame_equal(_rows(tmp_path / "one"), _rows(out), check_exact=True)
 
 
 # ---- failures ------------------------------------------------------------------------------------------
@@ -215,6 +234,25 @@ def test_a_fatal_error_in_a_worker_stops_the_run_with_its_message(write_suite, t
     assert manifest["status"] == "aborted"
     df = ResultsDir(out).read_rows()
     assert df["error"].isna().all()  # what finished is kept; no failure rows for a fatal error
+
+
+def test_submitit_jobs_retry_a_failing_unit_then_record_it_and_finish_the_rest(write_suite, tmp_path: Path, zoo_dir,  # type: ignore[no-untyped-def]
+                                                                                 faulty_plugin: Path) -> None:
+    path = write_suite(_faulty_suite({"fail_labels": [3]}))
+    out = tmp_path / "res"
+    res = _cli(["run", str(path), "--out", str(out), "--quiet", "--shard-size", "8", "--executor", "submitit",
+                "--cluster", "local", "--shards", "2", "--max-retries", "1", "--table", "none"], tmp_path, faulty_plugin)
+    assert res.returncode == 3, res.stderr
+    assert "unit failed after 2 attempts: RuntimeError: faulty attack" in res.stderr
+    df = ResultsDir(out).read_rows()
+    bad = df[df["error"].notna()]
+    assert len(df) == 80 and len(bad) == 24 and (bad["attack"] == "faulty").all()
+    assert sorted(bad["sample_index"].tolist()) == list(range(0, 8)) + list(range(16, 24)) + list(range(32, 40))
+    assert df[df["error"].isna()]["in_ball"].all()
+    ex = _execution(out)
+    # round 1: all ten units in 2 jobs; round 2: the three failed units resubmitted once; then recorded
+    assert ex["backend"] == "submitit" and ex["rounds"] == [10, 3] and ex["retries"] == 3 and ex["failed_units"] == 3
+    assert len(ex["job_ids"]) == 2 + 2
 
 
 @pytest.mark.slow
