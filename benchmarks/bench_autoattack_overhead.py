@@ -32,6 +32,7 @@ from pathlib import Path
 
 import torch
 import yaml
+from _common import load_average
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -65,8 +66,7 @@ def main() -> None:
     from robbench.seeding import SampleRNG
     from robbench.suite import parse_suite
 
-    with open("/proc/loadavg") as fh:
-        print(f"load average at start: {fh.read().split()[:3]}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
+    print(f"load average at start: {load_average()}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
               f"pyautoattack {getattr(pyautoattack, '__version__', '?')}")
 
     def make(batching: str, tmp: Path):  # type: ignore[no-untyped-def]
@@ -130,8 +130,7 @@ def main() -> None:
             ts = time.process_time() - t0
             print(f"  batching sample (default; one call per sample): robbench unit {ts:7.2f} CPU s = "
                   f"{ts / statistics.median(td):.2f}x the direct batched call", flush=True)
-    with open("/proc/loadavg") as fh:
-        print(f"load average at end: {fh.read().split()[:3]}")
+    print(f"load average at end: {load_average()}")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 import yaml
+from _common import load_average
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -58,8 +59,7 @@ def main() -> None:
     from robbench.api import run
     from robbench.results import ResultsDir
 
-    with open("/proc/loadavg") as fh:
-        print(f"load average at start: {fh.read().split()[:3]}; torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"load average at start: {load_average()}; torch {torch.__version__}, {torch.get_num_threads()} threads")
     frames, cpu = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for precision in ("fp32", "bf16"):
@@ -91,8 +91,7 @@ def main() -> None:
         print(f"  {d:<11} {att:<11} {thr:<10} {fa:6.1f} {fb:6.1f} {fb - fa:+6.1f}  {changed}/{len(g)}")
     print(f"  CPU time of the run: fp32 {cpu['fp32']:.1f} s, bf16 {cpu['bf16']:.1f} s "
           f"(bf16 / fp32 = {cpu['bf16'] / cpu['fp32']:.2f})")
-    with open("/proc/loadavg") as fh:
-        print(f"load average at end: {fh.read().split()[:3]}")
+    print(f"load average at end: {load_average()}")
 
 
 if __name__ == "__main__":

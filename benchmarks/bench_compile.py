@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+from _common import load_average
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -82,8 +83,7 @@ def main() -> None:
     from robbench.models.base import build_model, init_weights
     from robbench.seeding import generator
 
-    with open("/proc/loadavg") as fh:
-        print(f"load average at start: {fh.read().split()[:3]}; torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"load average at start: {load_average()}; torch {torch.__version__}, {torch.get_num_threads()} threads")
     g = generator(0)
     x8, y = torch.rand(128, 1, 8, 8, generator=g), torch.randint(0, 10, (128,), generator=g)
     bench("classifier small_cnn (digits shape 1x8x8, width 32), PGD step, batch 128",
@@ -96,8 +96,7 @@ def main() -> None:
     bench("score_unet (CIFAR shape, channels 32, depth 2), forward + input gradient, batch 64",
           init_weights(build_model("score_unet", in_channels=3, channels=32, depth=2), g),
           lambda m: _work_score(m, xs, sig), args.reps)
-    with open("/proc/loadavg") as fh:
-        print(f"load average at end: {fh.read().split()[:3]}")
+    print(f"load average at end: {load_average()}")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 import yaml
+from _common import load_average
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -97,8 +98,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    with open("/proc/loadavg") as fh:
-        print(f"load average at start: {fh.read().split()[:3]}; torch threads: {torch.get_num_threads()}")
+    print(f"load average at start: {load_average()}; torch threads: {torch.get_num_threads()}")
     ds = load_dataset("digits")
     split = ds.load("test")
     x, y = split.x[: args.n], split.y[: args.n]

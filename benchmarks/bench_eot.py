@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 import torch
+from _common import load_average
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -79,7 +80,7 @@ def main() -> None:
     x, y = data.x[: args.batch], data.y[: args.batch]
     ids = [f"s{i}" for i in range(args.batch)]
     ctx = BuildContext(dataset=ds, device=torch.device("cpu"), classifier=load_model("digits-cnn", quiet=True))
-    load = open("/proc/loadavg").read().split()[:3] if Path("/proc/loadavg").exists() else ["?"]
+    load = load_average()
     print(f"EoT k={args.k}, batch {args.batch}, {args.calls} gradient calls per rep, {args.reps} reps, "
           f"torch threads {torch.get_num_threads()}, load {' '.join(load)}")
     print("| defense | gradient | max abs grad diff | best CPU ratio looped/batched | median CPU ratio (range) | median wall ratio |")

@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from _common import load_average
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -98,7 +99,7 @@ def main() -> None:
     if args.child:
         child(args.steps[0], bool(args.checkpoint), args.batch, args.t_star, args.model)
         return
-    load = open("/proc/loadavg").read().split()[:3] if Path("/proc/loadavg").exists() else ["?"]
+    load = load_average()
     print(f"full-gradient step through DiffPure ({args.model}, t*={args.t_star}, DDPM), batch {args.batch} digits, "
           f"1 thread, fresh subprocess per row, load {' '.join(load)}")
     print("| reverse steps | added peak RSS, no checkpointing (MiB) | with checkpointing (MiB) | ratio | "

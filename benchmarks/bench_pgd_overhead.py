@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 from torch import Tensor, nn
+from _common import load_average
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -196,8 +197,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    with open("/proc/loadavg") as fh:
-        print(f"load average at start: {fh.read().split()[:3]}")
+    print(f"load average at start: {load_average()}")
     from robbench.data.base import load_dataset
     from robbench.models.base import build_model, init_weights
     from robbench.zoo import load_model
@@ -216,8 +216,7 @@ def main() -> None:
             x = torch.rand(n, 3, 32, 32, generator=g)
             y = torch.randint(0, 10, (n,), generator=g)
             bench_setting("cifar-shape", model, x, y, 8 / 255, min(args.batch, n), args.reps)
-    with open("/proc/loadavg") as fh:
-        print(f"load average at end: {fh.read().split()[:3]}")
+    print(f"load average at end: {load_average()}")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
+from _common import load_average
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -174,8 +175,7 @@ def main() -> None:
     if "pursamere" not in registry.defenses.names():
         print("pursamere is not registered: nothing to measure")
         return
-    with open("/proc/loadavg") as fh:
-        print(f"load average at start: {fh.read().split()[:3]}; torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"load average at start: {load_average()}; torch {torch.__version__}, {torch.get_num_threads()} threads")
     base = {"eps_pur": 0.1, "n_mc": 4, "levels": 6, "steps_per_level": 2, "micro_batch": 64}
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
@@ -220,8 +220,7 @@ def main() -> None:
             xb = torch.rand((b, 3, 32, 32), generator=generator(8))
             _, t, _ = achieved(d0, xb, args.reps)
             print(f"  batch {b:2d} (B*N={b * base['n_mc']:3d}, micro_batch 64): {t / b * 1e3:8.1f} ms/image", flush=True)
-    with open("/proc/loadavg") as fh:
-        print(f"load average at end: {fh.read().split()[:3]}")
+    print(f"load average at end: {load_average()}")
 
 
 if __name__ == "__main__":

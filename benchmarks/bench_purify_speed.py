@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 import yaml
+from _common import load_average
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -111,8 +112,7 @@ def main() -> None:
     from robbench.data.base import load_dataset
     from robbench.seeding import generator
 
-    with open("/proc/loadavg") as fh:
-        load0 = fh.read().split()[:3]
+    load0 = load_average()
     print(f"load average at start: {load0}; torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
           f"batch {args.batch}, median of {args.reps} interleaved reps, CPU time")
     x8 = load_dataset("digits").load("test").x[: args.batch]
@@ -155,8 +155,7 @@ def main() -> None:
             d.evals = 0
             purify_job(d, x)()
             print(f"  {label:<62} {t * 1e3:9.2f} {t / first:6.2f} {d.evals / x.shape[0]:12.0f}")
-    with open("/proc/loadavg") as fh:
-        print(f"\nload average at end: {fh.read().split()[:3]}")
+    print(f"\nload average at end: {load_average()}")
 
 
 if __name__ == "__main__":

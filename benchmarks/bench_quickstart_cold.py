@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from _common import load_average
 
 ROOT = Path(__file__).resolve().parents[1]
 GOAL_S = 300.0
@@ -33,8 +34,7 @@ def main() -> None:
     ap.add_argument("--suite", default=str(ROOT / "suites" / "quickstart.yaml"))
     ap.add_argument("extra", nargs="*", help="extra arguments for robbench run (after --)")
     args = ap.parse_args()
-    with open("/proc/loadavg") as fh:
-        print(f"load average at start: {fh.read().split()[:3]}; cores: {len(os.sched_getaffinity(0))}")
+    print(f"load average at start: {load_average()}; cores: {len(os.sched_getaffinity(0))}")
     with tempfile.TemporaryDirectory() as tmp:
         zoo, out = Path(tmp) / "zoo", Path(tmp) / "results"
         env = dict(os.environ, ROBBENCH_ZOO_DIR=str(zoo))
@@ -65,8 +65,7 @@ def main() -> None:
             print(res.stderr[-3000:])
         else:
             print(res.stdout[-4000:])
-    with open("/proc/loadavg") as fh:
-        print(f"load average at end: {fh.read().split()[:3]}")
+    print(f"load average at end: {load_average()}")
 
 
 if __name__ == "__main__":

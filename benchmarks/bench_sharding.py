@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import yaml
+from _common import load_average
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,8 +70,7 @@ def main() -> None:
     if args.all:
         variants["submitit local, 2 jobs (1 thread)"] = ["--executor", "submitit", "--cluster", "local", "--shards", "2",
                                                         "--cpus-per-job", "1"]
-    with open("/proc/loadavg") as fh:
-        print(f"load average at start: {fh.read().split()[:3]}; cores: {len(os.sched_getaffinity(0))}")
+    print(f"load average at start: {load_average()}; cores: {len(os.sched_getaffinity(0))}")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "suite.yaml"
         path.write_text(yaml.safe_dump(suite(args.n, args.steps), sort_keys=False))
@@ -87,8 +87,7 @@ def main() -> None:
         speedups = [b / t for b, t in zip(base, ts)]
         print(f"  {name:<36} median {statistics.median(ts):7.1f} s   speed-up vs 1 worker "
               f"{statistics.median(speedups):.2f}x  (per rep {', '.join(f'{s:.2f}' for s in speedups)})")
-    with open("/proc/loadavg") as fh:
-        print(f"load average at end: {fh.read().split()[:3]}")
+    print(f"load average at end: {load_average()}")
 
 
 if __name__ == "__main__":
