@@ -206,8 +206,18 @@ def _large_eps_record(display: str, how: str, threat: ThreatModel, acc: float, t
     return _rec("large-eps", "ok", subject, f"accuracy {100 * acc:.0f}% at a very large budget", **nums)
 
 
-def compute_checks(plan: Plan, ex: Executor, n: int = N_SAMPLES) -> list[dict[str, Any]]:
-    """Checks that evaluate the defenses on a few samples (randomness, softmax, gradients, large eps)."""
+def checked_defenses(plan: Plan) -> list[str]:
+    """The defenses (display names, suite order) the compute checks cover: those with cells in the plan."""
+    return [d.display for d in plan.suite.defenses if any(c.defense.display == d.display for c in plan.cells)]
+
+
+def defense_checks(plan: Plan, ex: Executor, display: str, n: int = N_SAMPLES) -> list[dict[str, Any]]:
+    """The compute checks of one defense (randomness, softmax, gradients, large eps) on ``n`` samples.
+
+    Depends only on the plan, the suite seed and the defense, not on where it runs: a worker process
+    computes the same records as the coordinator. A defense that cannot be built gives one ``info``
+    record saying why (its rows say so too).
+    """
     data = ex.data
     n = min(n, len(data.ids))
     x = data.x[:n].to(ex.device)
@@ -219,24 +229,51 @@ def compute_checks(plan: Plan, ex: Executor, n: int = N_SAMPLES) -> list[dict[st
     threshold = min(1.0, float(counts.max()) / n + LARGE_EPS_SLACK)
     norms = sorted({t.norm for t in plan.suite.threat_models()})
     large_threats = {t.norm: t for t in plan.suite.threat_models() if t.eps >= large_eps(t.norm, dim)}
-    out: list[dict[str, Any]] = []
-    for spec in plan.suite.defenses:
-        if not any(c.defense.display == spec.display for c in plan.cells):
-            continue
+    spec = next(d for d in plan.suite.defenses if d.display == display)
+    try:
         defense = ex.defense(spec)
-        out.extend(_randomness(defense, plan, spec.display, x, ids, seed))
-        out.append(_softmax(defense, spec.display, x, ids, seed))
-        modes = _gradient_modes(plan, spec.display)
+    except RobbenchError as exc:
+        return [_rec("checks", "info", display, f"compute checks skipped: {exc.message}")]
+    out: list[dict[str, Any]] = []
+    out.extend(_randomness(defense, plan, display, x, ids, seed))
+    out.append(_softmax(defense, display, x, ids, seed))
+    modes = _gradient_modes(plan, display)
+    for mode in modes:
+        out.append(_zero_gradients(defense, display, mode, x, y, ids, seed))
+    # only the norms this defense is attacked in (a defense never attacked in L1 needs no L1 check)
+    attacked = {c.threat.norm for c in plan.cells if c.defense.display == display and c.threat is not None}
+    for norm in (nm for nm in norms if nm in attacked):
+        if norm in large_threats:
+            continue  # judged from the rows
+        threat = ThreatModel(norm, min(large_eps(norm, dim), 0.999 * max_eps(norm, dim)))  # type: ignore[arg-type]
         for mode in modes:
-            out.append(_zero_gradients(defense, spec.display, mode, x, y, ids, seed))
-        # only the norms this defense is attacked in (a defense never attacked in L1 needs no L1 check)
-        attacked = {c.threat.norm for c in plan.cells if c.defense.display == spec.display and c.threat is not None}
-        for norm in (nm for nm in norms if nm in attacked):
-            if norm in large_threats:
-                continue  # judged from the rows
-            threat = ThreatModel(norm, min(large_eps(norm, dim), 0.999 * max_eps(norm, dim)))  # type: ignore[arg-type]
-            for mode in modes:
-                out.append(_large_eps_attack(defense, spec.display, mode, threat, x, y, ids, seed, threshold))
+            out.append(_large_eps_attack(defense, display, mode, threat, x, y, ids, seed, threshold))
+    return out
+
+
+def defense_checks_safely(plan: Plan, ex: Executor, display: str, n: int = N_SAMPLES) -> list[dict[str, Any]]:
+    """:func:`defense_checks`, with a crash of the defense recorded as an ``info`` record instead of raised.
+
+    A defense that crashes on these samples has crashed in its units too (their failure rows say
+    so); the run's other checks and its manifest must not be lost to it.
+    """
+    try:
+        return defense_checks(plan, ex, display, n)
+    except Exception as exc:  # noqa: BLE001 - see above
+        return [_rec("checks", "info", display, f"compute checks failed: {type(exc).__name__}: {exc}")]
+
+
+def compute_checks(plan: Plan, ex: Executor, n: int = N_SAMPLES,
+                   computed: dict[str, list[dict[str, Any]]] | None = None) -> list[dict[str, Any]]:
+    """The compute checks of every defense, in suite order.
+
+    ``computed`` holds the records already computed elsewhere (a worker pool computes them beside
+    the units), by defense display name; the defenses missing from it are computed here.
+    """
+    done = computed or {}
+    out: list[dict[str, Any]] = []
+    for display in checked_defenses(plan):
+        out.extend(done[display] if display in done else defense_checks_safely(plan, ex, display, n))
     return out
 
 
@@ -355,13 +392,17 @@ def row_checks(df: pd.DataFrame, manifest: dict[str, Any], dim: int | None = Non
     return out
 
 
-def run_checks(plan: Plan, ex: Executor, compute: bool = True) -> list[dict[str, Any]]:
-    """All checks for a finished (or partial) run: compute checks (unless ``compute`` is off), then row checks."""
+def run_checks(plan: Plan, ex: Executor, compute: bool = True,
+               computed: dict[str, list[dict[str, Any]]] | None = None) -> list[dict[str, Any]]:
+    """All checks for a finished (or partial) run: compute checks (unless ``compute`` is off), then row checks.
+
+    ``computed``: compute-check records already made by the workers, per defense (see :func:`compute_checks`).
+    """
     out: list[dict[str, Any]] = []
     if compute:
         try:
-            out = compute_checks(plan, ex)
-        except RobbenchError as exc:  # e.g. a defense that cannot be built: the rows say why
+            out = compute_checks(plan, ex, computed=computed)
+        except RobbenchError as exc:  # e.g. data that cannot be loaded: the rows say why
             out = [_rec("checks", "info", "compute checks", f"skipped: {exc.message}")]
     df = ex.results.read_rows(cells={c.id for c in plan.cells})
     manifest = {"suite": plan.suite.model_dump(mode="json")}

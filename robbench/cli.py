@@ -84,6 +84,10 @@ def run(suite: Path = typer.Argument(..., help="suite YAML"),
         checks: bool = typer.Option(True, "--checks/--no-checks", help="run the false-robustness checks after the units "
                                     "(robbench.checks; recorded in the manifest, listed under the table)")) -> None:
     """Run a suite: every defense x attack x threat, one stored row per sample; prints the table."""
+    from robbench import executors
+
+    if executor == "local" and workers > 1:
+        executors.prestart_workers()  # the workers' fork server imports torch while this process plans
     from robbench import api
 
     try:

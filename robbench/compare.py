@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from scipy.stats import binomtest
 
 from robbench.summary import Loaded, load_results, scored, suite_scoring
 from robbench.threat import format_eps
@@ -79,7 +78,11 @@ class Comparison:
 def mcnemar_exact(a_only: int, b_only: int) -> float:
     """Two-sided exact McNemar p-value from the discordant counts (1.0 when there are none)."""
     n = a_only + b_only
-    return 1.0 if n == 0 else float(binomtest(a_only, n, 0.5).pvalue)
+    if n == 0:
+        return 1.0
+    from scipy.stats import binomtest  # here, not at import: scipy.stats costs ~1.7 s to import
+
+    return float(binomtest(a_only, n, 0.5).pvalue)
 
 
 def _keyed(loaded: Loaded, scoring: str | None) -> pd.DataFrame:

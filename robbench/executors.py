@@ -10,7 +10,10 @@ Executors
         ``workers == 1``: the units run in this process. ``workers > 1``: a pool of spawned worker
         processes, each with ``threads`` torch threads (default: the CPU cores divided by the
         workers), fed one unit at a time (dynamic load balancing). A worker that dies (segfault,
-        out of memory) is replaced and only its current unit is charged a failed attempt.
+        out of memory) is replaced and only its current unit is charged a failed attempt. The
+        workers start (and load the data) while the coordinator loads the models, and they also
+        compute the false-robustness checks of :mod:`robbench.checks`, one task per defense queued
+        ahead of the units, so neither adds to the run's serial part.
     ``submitit``
         Slurm through `submitit <https://github.com/facebookincubator/submitit>`_ (the extra
         ``pip install 'robbench[submitit]'``): the units are grouped into ``shards`` jobs (a job
@@ -203,6 +206,30 @@ class UnitResult:
     hint: str | None = None
 
 
+@dataclass(frozen=True)
+class CheckTask:
+    """The compute checks of one defense (:func:`robbench.checks.defense_checks`), run by a pool worker
+    beside the units so that they do not add to the run's serial part."""
+
+    display: str
+
+
+@dataclass
+class CheckResult:
+    display: str
+    records: list[dict[str, Any]]
+
+
+def _run_check_task(ex: Executor | None, task: CheckTask, setup_error: BaseException | None) -> CheckResult:
+    from robbench.checks import defense_checks_safely
+
+    if ex is None:
+        why = setup_error.message if isinstance(setup_error, RobbenchError) else f"{type(setup_error).__name__}: {setup_error}"
+        return CheckResult(task.display, [{"check": "checks", "status": "info", "subject": task.display,
+                                           "message": f"compute checks skipped: {why}"}])
+    return CheckResult(task.display, defense_checks_safely(ex.plan, ex, task.display))
+
+
 def unit_key(unit: Unit) -> UnitKey:
     return (unit.cell.id, tuple(unit.indices))
 
@@ -356,39 +383,94 @@ def _slot_device(spec: WorkerSpec, slot: int) -> str | None:
     return f"cuda:{slot % n}" if n > 1 else None
 
 
-def _pool_worker_main(spec: WorkerSpec, conn: Any, slot: int = 0) -> None:  # pragma: no cover - child process
-    """A pool worker: receive unit keys, run them, answer results; ``None`` ends it."""
+def _pool_worker_main(spec: WorkerSpec, conn: Any, slot: int = 0,
+                      env: dict[str, str] | None = None) -> None:  # pragma: no cover - child process
+    """A pool worker: build the plan and load the data at once (while the coordinator loads the
+    models), then receive unit keys or :class:`CheckTask` s and answer their results; ``None`` ends it.
+
+    ``env``: the coordinator's environment when it started this worker (a fork server's children
+    would otherwise have the server's, from when it started: e.g. not a later run's
+    ``--deterministic`` flag).
+    """
+    if env is not None:
+        os.environ.clear()
+        os.environ.update(env)
     ex: Executor | None = None
-    setup_error: UnitResult | None = None
+    setup_error: BaseException | None = None
+    try:
+        ex = worker_executor(spec, device=_slot_device(spec, slot))
+        _ = ex.data
+    except Exception as exc:  # noqa: BLE001 - a worker that cannot build the plan cannot run any unit
+        ex, setup_error = None, exc
     while True:
         try:
-            key = conn.recv()
+            msg = conn.recv()
         except EOFError:
             return
-        if key is None:
+        if msg is None:
             return
-        if ex is None and setup_error is None:
-            try:
-                ex = worker_executor(spec, device=_slot_device(spec, slot))
-            except Exception as exc:  # noqa: BLE001 - a worker that cannot build the plan cannot run any unit
-                setup_error = _setup_failure(key, exc)
-        if setup_error is not None:
-            conn.send(UnitResult(key, error=setup_error.error, retryable=False, fatal=True, hint=setup_error.hint))
+        if isinstance(msg, CheckTask):
+            conn.send(_run_check_task(ex, msg, setup_error))
             continue
-        assert ex is not None
-        conn.send(run_unit_safely(ex, key, raise_fatal=False))
+        if ex is None:
+            assert setup_error is not None
+            conn.send(_setup_failure(msg, setup_error))
+            continue
+        conn.send(run_unit_safely(ex, msg, raise_fatal=False))
 
 
 @dataclass(eq=False)
 class _Worker:
     proc: Any
     conn: Any
-    key: UnitKey | None = None
+    key: UnitKey | CheckTask | None = None
     slot: int = 0
 
 
+def _spawn(ctx: Any, spec: WorkerSpec, slot: int) -> _Worker:
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_pool_worker_main, args=(spec, child, slot, dict(os.environ)), daemon=True,
+                       name=f"robbench-worker-{slot}")
+    proc.start()
+    child.close()
+    return _Worker(proc, parent, slot=slot)
+
+
+#: modules the fork server imports once, so that each worker it forks starts with them loaded
+FORKSERVER_PRELOAD = ["__main__", "robbench.runner"]
+
+
+def _mp_context() -> Any:
+    """The multiprocessing context of the pool: a fork server where the platform has one, else spawn.
+
+    The fork server imports torch and the runner once; each worker is then a fork of it, without
+    the ~2 s ``import torch`` a spawned worker pays (a 2-core machine pays it in wall time). The
+    server never runs an op or touches CUDA, so forking it is safe. Workers take the coordinator's
+    current environment (see :func:`_pool_worker_main`), as spawned ones would.
+    """
+    import multiprocessing
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():  # pragma: no cover - Windows
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(FORKSERVER_PRELOAD)
+    return ctx
+
+
+def prestart_workers() -> None:
+    """Start the pool's fork server now, before torch is imported and the suite is planned here, so
+    that its imports overlap the coordinator's (the CLI calls this for ``--workers N``). It returns
+    at once; where there is no fork server it does nothing."""
+    ctx = _mp_context()
+    if ctx.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+
+
 class ProcessPool:
-    """``workers`` spawned processes fed one unit at a time; a dead worker is replaced.
+    """``workers`` processes (forked by a fork server, see :func:`_mp_context`) fed one unit at a
+    time; a dead worker is replaced.
 
     With several GPUs and ``--device auto`` or ``cuda``, worker ``i`` uses GPU ``i % count``.
     """
@@ -396,30 +478,37 @@ class ProcessPool:
     name = "local-pool"
 
     def __init__(self, spec: WorkerSpec, workers: int) -> None:
-        import multiprocessing
-
         self.spec = spec
         self.n = workers
-        self.ctx = multiprocessing.get_context("spawn")
+        self.ctx = _mp_context()
         self.workers: list[_Worker] = []
         self.answered = 0  # results received from workers
         self.deaths = 0
         self.aborted = False
+        #: check tasks queued ahead of the next round's units, and the records answered, by defense
+        self.check_tasks: list[CheckTask] = []
+        self.check_records: dict[str, list[dict[str, Any]]] = {}
+
+    def start(self, jobs: int) -> None:
+        """Spawn the workers for ``jobs`` queued items now (at most ``workers``): their start-up
+        (interpreter, ``import torch``, plan, data) then overlaps the coordinator's."""
+        while len(self.workers) < min(self.n, jobs):
+            self.workers.append(self._start(len(self.workers)))
+
+    def queue_checks(self, displays: Sequence[str]) -> None:
+        """Run the compute checks of these defenses in the next round, ahead of its units (the
+        longest items first balances the load best)."""
+        self.check_tasks.extend(CheckTask(d) for d in displays)
 
     def _start(self, slot: int) -> _Worker:
-        parent, child = self.ctx.Pipe()
-        proc = self.ctx.Process(target=_pool_worker_main, args=(self.spec, child, slot), daemon=True,
-                                name=f"robbench-worker-{slot}")
-        proc.start()
-        child.close()
-        return _Worker(proc, parent, slot=slot)
+        return _spawn(self.ctx, self.spec, slot)
 
     def run_round(self, keys: Sequence[UnitKey], progress: _Progress) -> list[UnitResult]:
         from multiprocessing.connection import wait
 
-        while len(self.workers) < min(self.n, len(keys)):
-            self.workers.append(self._start(len(self.workers)))
-        queue = deque(keys)
+        queue: deque[UnitKey | CheckTask] = deque([*self.check_tasks, *keys])
+        self.check_tasks = []
+        self.start(len(queue))
         results: dict[UnitKey, UnitResult] = {}
         idle = list(self.workers)
         busy: list[_Worker] = []
@@ -431,13 +520,17 @@ class ProcessPool:
                 busy.append(w)
             wait([w.conn for w in busy] + [w.proc.sentinel for w in busy])
             for w in list(busy):
-                res: UnitResult | None = None
+                res: UnitResult | CheckResult | None = None
                 if w.conn.poll():
                     try:
                         res = w.conn.recv()
                     except (EOFError, OSError):
                         res = None
-                if res is not None:
+                if isinstance(res, CheckResult):
+                    self.check_records[res.display] = res.records
+                    busy.remove(w)
+                    idle.append(w)
+                elif res is not None:
                     self.answered += 1
                     if res.fatal:  # no other unit can succeed: stop now (close() terminates the others)
                         self.aborted = True
@@ -454,7 +547,13 @@ class ProcessPool:
                             f"{self.deaths} worker processes died before answering once (exit code {w.proc.exitcode})",
                             hint="run with --workers 1 to see the error; from a script, start the run under "
                                  "`if __name__ == '__main__':` (workers are spawned and import the main module)")
-                    results[w.key] = UnitResult(w.key, error=f"worker process died (exit code {w.proc.exitcode})")
+                    died = f"worker process died (exit code {w.proc.exitcode})"
+                    if isinstance(w.key, CheckTask):
+                        self.check_records[w.key.display] = [
+                            {"check": "checks", "status": "info", "subject": w.key.display,
+                             "message": f"compute checks failed: {died}"}]
+                    else:
+                        results[w.key] = UnitResult(w.key, error=died)
                     busy.remove(w)
                     w.conn.close()
                     fresh = self._start(w.slot)
@@ -692,10 +791,13 @@ class ExecReport:
     failed_units: int = 0
     backend: str = "local"
     job_ids: list[str] = field(default_factory=list)
+    #: compute-check records made by the workers beside the units, by defense (see robbench.checks)
+    checks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def describe(self) -> dict[str, Any]:
         return {"backend": self.backend, "units_submitted": sum(self.rounds), "rounds": self.rounds,
-                "retries": self.retries, "failed_units": self.failed_units, "job_ids": self.job_ids[:1000]}
+                "retries": self.retries, "failed_units": self.failed_units, "job_ids": self.job_ids[:1000],
+                "checks_in_workers": sorted(self.checks)}
 
 
 def clear_failed(rd: ResultsDir) -> int:
@@ -759,11 +861,13 @@ def cpu_count() -> int:
 
 
 def execute(ex: Executor, units: list[Unit], opts: ExecOptions, *, device: str = "auto",
-            threads: int | None = None, quiet: bool = False) -> ExecReport:
+            threads: int | None = None, quiet: bool = False, checks: bool = False) -> ExecReport:
     """Run ``units`` with the executor ``opts`` names; retries, failure rows, stage order.
 
     ``ex`` is the coordinator's in-process runner (it runs the units itself for the in-process
-    executor, and supplies plan, data and results directory otherwise).
+    executor, and supplies plan, data and results directory otherwise). ``checks``: a worker pool
+    also computes the compute checks (:mod:`robbench.checks`) beside the units, answered in
+    ``report.checks``; the other backends leave them to the caller.
     """
     keys = [unit_key(u) for u in units]
     report = ExecReport()
@@ -771,11 +875,23 @@ def execute(ex: Executor, units: list[Unit], opts: ExecOptions, *, device: str =
         backend: Any = InProcess(ex)
     elif opts.executor == "local":
         per_worker = threads or max(1, cpu_count() // opts.workers)
-        if keys:  # load (or train, once) the models here, not in every worker at the same time
-            _ = ex.ctx
-            for spec in ex.plan.suite.defenses:
-                ex.defense(spec)
         backend = ProcessPool(worker_spec(ex, device, opts, per_worker), opts.workers)
+        if keys:
+            if checks:
+                from robbench.checks import checked_defenses
+
+                backend.queue_checks(checked_defenses(ex.plan))
+            backend.start(len(keys) + len(backend.check_tasks))
+            # load (or train, once) the models here, not in every worker at the same time; the
+            # workers meanwhile start up and load the data
+            try:
+                _ = ex.ctx
+                for spec in ex.plan.suite.defenses:
+                    ex.defense(spec)
+            except BaseException:
+                backend.aborted = True  # close() terminates the workers instead of waiting for them
+                backend.close()
+                raise
     else:
         folder = Path(opts.folder) if opts.folder else ex.results.root / ".submitit"
         backend = Submitit(worker_spec(ex, device, opts, threads or opts.cpus_per_job), opts, folder.resolve(), ex)
@@ -816,4 +932,5 @@ def execute(ex: Executor, units: list[Unit], opts: ExecOptions, *, device: str =
     finally:
         backend.close()
         report.job_ids = list(getattr(backend, "job_ids", []))
+        report.checks = dict(getattr(backend, "check_records", {}))
     return report

@@ -505,7 +505,7 @@ def run_suite(suite_path: str | Path, *, out: str | Path | None = None, device: 
         manifest.update(execution={**opts.model_dump(), "device_requested": device})
         written = 0
         try:
-            rep = execute(ex, units, opts, device=device, threads=threads, quiet=quiet)
+            rep = execute(ex, units, opts, device=device, threads=threads, quiet=quiet, checks=checks)
             written = rep.written
             ex.failures[:] = list(dict.fromkeys(ex.failures + rep.failures))
             manifest["execution"].update(rep.describe())
@@ -519,7 +519,7 @@ def run_suite(suite_path: str | Path, *, out: str | Path | None = None, device: 
         if checks:
             from robbench.checks import run_checks
 
-            manifest["checks"] = run_checks(plan, ex, compute=opts.executor == "local")
+            manifest["checks"] = run_checks(plan, ex, compute=opts.executor == "local", computed=rep.checks)
         manifest.update(status="complete" if not ex.failures else "failed", failures=ex.failures,
                         finished=datetime.now(timezone.utc).isoformat(),
                         seconds=round(time.perf_counter() - start, 2))

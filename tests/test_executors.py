@@ -34,8 +34,9 @@ def _execution(out: Path) -> dict:  # type: ignore[type-arg]
 
 
 def _suite(**overrides):  # type: ignore[no-untyped-def]
-    return base_suite(threats=[{"norm": "linf", "eps": 0.1}, {"norm": "l2", "eps": 0.5}],
-                      data={"dataset": "digits", "n_samples": 24}, **overrides)
+    suite = {"threats": [{"norm": "linf", "eps": 0.1}, {"norm": "l2", "eps": 0.5}],
+             "data": {"dataset": "digits", "n_samples": 24}}
+    return base_suite(**{**suite, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +141,26 @@ def test_process_pool_gives_the_rows_of_one_process_and_keeps_cascade_order(writ
     assert ex["rounds"] == [3, 6, 6]  # clean, PGD2, PGD5: one stage each
 
 
+def test_a_process_pool_computes_the_checks_beside_the_units_and_gets_those_of_one_process(  # type: ignore[no-untyped-def]
+        write_suite, tmp_path: Path, zoo_dir) -> None:
+    # a stochastic defense attacked without EoT (a randomness flag) beside the undefended classifier
+    path = write_suite(_suite(defenses=[{"name": "none"}, {"name": "random_noise", "params": {"sigma": 0.05}}],
+                              attacks=[{"id": "PGD2", "name": "pgd", "params": {"steps": 2}}],
+                              data={"dataset": "digits", "n_samples": 16}))
+    run(path, out=tmp_path / "one", quiet=True, shard_size=8)
+    run(path, out=tmp_path / "pool", quiet=True, shard_size=8, executor="local", workers=2)
+    assert _execution(tmp_path / "one")["checks_in_workers"] == []
+    assert _execution(tmp_path / "pool")["checks_in_workers"] == ["none", "random_noise"]
+    one, pool = (ResultsDir(tmp_path / d).read_manifest()["checks"] for d in ("one", "pool"))  # type: ignore[index]
+    assert [(c["check"], c["status"], c["subject"]) for c in one] == [(c["check"], c["status"], c["subject"]) for c in pool]
+    assert any(c["check"] == "randomness" and c["status"] == "flag" and c["subject"] == "random_noise" for c in pool)
+    assert any(c["check"] == "large-eps" for c in pool)  # the computed large-eps attack ran in a worker
+    for a, b in zip(one, pool):  # the numbers too (the coordinator may use more threads: last bits may differ)
+        for k, v in a.items():
+            if isinstance(v, float):
+                assert b[k] == pytest.approx(v, rel=1e-4, abs=1e-6), (a, b)
+
+
 def test_submitit_local_jobs_give_the_same_rows_and_rerun_submits_only_missing(write_suite, tmp_path: Path, zoo_dir) -> None:  # type: ignore[no-untyped-def]
     path = write_suite(_suite())
     run(path, out=tmp_path / "one", quiet=True, shard_size=8)
@@ -205,6 +226,27 @@ def test_a_transient_failure_is_retried_and_leaves_no_trace(write_suite, tmp_pat
     assert len(df) == 80 and df["error"].isna().all()
     ex = _execution(out)
     assert ex["retries"] == 3 and ex["failed_units"] == 0
+
+
+def test_pool_workers_see_the_environment_of_the_run_not_of_their_fork_server(write_suite, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                                               zoo_dir, faulty_plugin: Path) -> None:
+    # the fork server starts before the variable is set (as the CLI starts it before planning, and as an
+    # earlier run of the same process leaves it); the workers it forks must still see the run's environment
+    path = write_suite(_faulty_suite({"env_probe": "ROBBENCH_TEST_PROBE", "probe_dir": str(tmp_path / "probe")}))
+    code = (f"import os, time\nfrom robbench.executors import prestart_workers\nfrom robbench.api import run\n"
+            f"if __name__ == '__main__':\n    prestart_workers()\n    time.sleep(1)\n"
+            f"    os.environ['ROBBENCH_TEST_PROBE'] = 'set after the server started'\n"
+            f"    run({str(path)!r}, out={str(tmp_path / 'res')!r}, quiet=True, shard_size=8, workers=2, threads=1)\n"
+            f"    print(os.getpid())\n")
+    script = tmp_path / "probe_run.py"
+    script.write_text(code)
+    env = {**os.environ, "PYTHONPATH": str(faulty_plugin)}
+    env.pop("ROBBENCH_TEST_PROBE", None)
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert res.returncode == 0, res.stderr
+    probes = {f.name: f.read_text() for f in (tmp_path / "probe").iterdir()}
+    assert probes and set(probes.values()) == {"set after the server started"}, probes
+    assert f"pid-{res.stdout.strip()}" not in probes  # the units ran in the workers, not in the script
 
 
 def test_a_dead_worker_is_replaced_and_only_its_unit_is_charged(write_suite, tmp_path: Path, zoo_dir,  # type: ignore[no-untyped-def]

@@ -85,6 +85,16 @@ def _line(summary: pd.DataFrame, defense: str, attack: str, norm: str = "linf") 
 
 
 # ---- summary ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("n", [1, 2, 7, 64, 364, 10000])
+@pytest.mark.parametrize("level", [0.9, 0.95, 0.99])
+def test_wilson_closed_form_equals_scipy(n: int, level: float) -> None:
+    from robbench.summary import wilson
+
+    for k in sorted({0, 1, n // 3, n // 2, n - 1, n}):
+        ci = binomtest(k, n).proportion_ci(confidence_level=level, method="wilson")
+        assert wilson(k, n, level) == pytest.approx((ci.low, ci.high), abs=1e-12), (k, n, level)
+
+
 def test_summary_accuracy_wilson_reported_and_diff(paper: Path) -> None:
     loaded = load_results(paper)
     s = summarize(loaded.rows, loaded.manifest)

@@ -21,6 +21,9 @@ class FaultyParams(Params):
     fail_once_dir: str | None = None
     #: raise a fatal robbench error (DataError: no unit could succeed) on these labels
     fatal_labels: list[int] = Field(default_factory=list)
+    #: write this environment variable's value (or "<unset>") to a file per process in probe_dir
+    env_probe: str | None = None
+    probe_dir: str | None = None
 
 
 class Faulty(Attack):
@@ -32,6 +35,9 @@ class Faulty(Attack):
     def run(self, target, x, y, threat, *, rng):  # type: ignore[no-untyped-def]
         p: FaultyParams = self.params  # type: ignore[assignment]
         labels = set(y.tolist())
+        if p.env_probe and p.probe_dir:
+            Path(p.probe_dir).mkdir(parents=True, exist_ok=True)
+            (Path(p.probe_dir) / f"pid-{os.getpid()}").write_text(os.environ.get(p.env_probe, "<unset>"))
         if labels & set(p.crash_labels):
             os._exit(17)
         if labels & set(p.fatal_labels):
