@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 from torch import Tensor, nn
-from _common import load_average
+from _common import load_average, median_ci
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -99,18 +99,25 @@ def _compare(name: str, bare, ours, reps: int) -> dict[str, float]:  # type: ign
     ours()
     wall, cpu = [], []
     tb, to = [], []
-    for _ in range(reps):
-        bw, bc = _time(bare)
-        ow, oc = _time(ours)
+    for rep in range(reps):
+        if rep % 2 == 0:  # alternate which runs first, so that a drift within a repetition cancels
+            bw, bc = _time(bare)
+            ow, oc = _time(ours)
+        else:
+            ow, oc = _time(ours)
+            bw, bc = _time(bare)
         tb.append(bc)
         to.append(oc)
         wall.append(ow / bw)
         cpu.append(oc / bc)
     res = {"bare_cpu_s": min(tb), "robbench_cpu_s": min(to), "ratio_min": min(to) / min(tb),
            "ratio_cpu": statistics.median(cpu), "ratio_wall": statistics.median(wall)}
+    _, lo, hi = median_ci(cpu)
+    res.update(ratio_cpu_ci_low=lo, ratio_cpu_ci_high=hi)
     print(f"  {name:<36} CPU best of {reps}: bare {res['bare_cpu_s']*1e3:8.1f} ms  robbench {res['robbench_cpu_s']*1e3:8.1f} ms"
-          f"  ratio {res['ratio_min']:.3f};  median per-rep ratio: CPU {res['ratio_cpu']:.3f} ({min(cpu):.3f}..{max(cpu):.3f}),"
-          f" wall {res['ratio_wall']:.3f} ({min(wall):.3f}..{max(wall):.3f})", flush=True)
+          f"  ratio {res['ratio_min']:.3f};  median per-rep ratio: CPU {res['ratio_cpu']:.3f} ({min(cpu):.3f}..{max(cpu):.3f};"
+          f" 95% CI of the median {lo:.3f}..{hi:.3f}), wall {res['ratio_wall']:.3f} ({min(wall):.3f}..{max(wall):.3f})",
+          flush=True)
     return res
 
 

@@ -132,7 +132,9 @@ class PurSAMERE(Defense):
     ladder level inside; default [0.15, 0.02], which must lie within the ladder);
     ``steps_per_level`` (1); ``lr_max`` (0.02) at the largest level decaying linearly per level to
     ``lr_min`` (0.005) at the smallest; ``seed`` (0) of the Monte Carlo draws; ``micro_batch``
-    (64 images per score-network call).
+    (64 images per score-network call; sized for 32x32 images: on 8x8 images 256 runs 1.4x faster per
+    image, 98 % of the network's best FLOP/s vs 65 %, benchmarks/RESULTS.md section 4; part of the cell
+    identity, and every call is padded to it, so a larger value costs more where batch x ``n_mc`` is small).
 
     Deterministic: the N draws ``xi_n`` are made once from a generator seeded by ``seed`` (and the
     image shape), on the CPU, and shared by every sample and level, so the output is a function of
