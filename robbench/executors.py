@@ -7,7 +7,7 @@ merging is reading that directory, and a rerun plans only the units whose rows a
 
 Executors
     ``local`` (default)
-        ``workers == 1``: the units run in this process. ``workers > 1``: a pool of spawned worker
+        ``workers == 1``: the units run in this process. ``workers > 1``: a pool of worker
         processes, each with ``threads`` torch threads (default: the CPU cores divided by the
         workers), fed one unit at a time (dynamic load balancing). A worker that dies (segfault,
         out of memory) is replaced and only its current unit is charged a failed attempt. The
@@ -427,7 +427,7 @@ class _Worker:
     slot: int = 0
 
 
-def _spawn(ctx: Any, spec: WorkerSpec, slot: int) -> _Worker:
+def _start_worker(ctx: Any, spec: WorkerSpec, slot: int) -> _Worker:
     parent, child = ctx.Pipe()
     proc = ctx.Process(target=_pool_worker_main, args=(spec, child, slot, dict(os.environ)), daemon=True,
                        name=f"robbench-worker-{slot}")
@@ -501,7 +501,7 @@ class ProcessPool:
         self.check_tasks.extend(CheckTask(d) for d in displays)
 
     def _start(self, slot: int) -> _Worker:
-        return _spawn(self.ctx, self.spec, slot)
+        return _start_worker(self.ctx, self.spec, slot)
 
     def run_round(self, keys: Sequence[UnitKey], progress: _Progress) -> list[UnitResult]:
         from multiprocessing.connection import wait
@@ -546,7 +546,7 @@ class ProcessPool:
                         raise ExecutorError(
                             f"{self.deaths} worker processes died before answering once (exit code {w.proc.exitcode})",
                             hint="run with --workers 1 to see the error; from a script, start the run under "
-                                 "`if __name__ == '__main__':` (workers are spawned and import the main module)")
+                                 "`if __name__ == '__main__':` (every worker process imports the main module)")
                     died = f"worker process died (exit code {w.proc.exitcode})"
                     if isinstance(w.key, CheckTask):
                         self.check_records[w.key.display] = [
