@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 import torch
-from _common import load_average
+from _common import load_average, median_ci
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -83,8 +83,9 @@ def main() -> None:
     load = load_average()
     print(f"EoT k={args.k}, batch {args.batch}, {args.calls} gradient calls per rep, {args.reps} reps, "
           f"torch threads {torch.get_num_threads()}, load {' '.join(load)}")
-    print("| defense | gradient | max abs grad diff | best CPU ratio looped/batched | median CPU ratio (range) | median wall ratio |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| defense | gradient | max abs grad diff | best CPU ratio looped/batched | median CPU ratio (range) "
+          "| 95 % CI of the median | median wall ratio |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for name, gradient in SETTINGS:
         defense = build(name, ctx)
         g_loop, _, _ = grads(defense, gradient, x, y, ids, args.k, False, 1)
@@ -92,16 +93,17 @@ def main() -> None:
         diff = float((g_loop - g_batch).abs().max())
         cpu = {False: [], True: []}  # type: dict[bool, list[float]]
         wall = {False: [], True: []}  # type: dict[bool, list[float]]
-        for _ in range(args.reps):
-            for batched in (False, True):
+        for rep in range(args.reps):
+            for batched in ((False, True) if rep % 2 == 0 else (True, False)):  # alternate which runs first
                 _, c, w = grads(defense, gradient, x, y, ids, args.k, batched, args.calls)
                 cpu[batched].append(c)
                 wall[batched].append(w)
         ratios = [a / b for a, b in zip(cpu[False], cpu[True], strict=True)]
         wratios = [a / b for a, b in zip(wall[False], wall[True], strict=True)]
+        _, lo, hi = median_ci(ratios)
         print(f"| {name} | {gradient} | {diff:.2e} | {min(cpu[False]) / min(cpu[True]):.2f} | "
-              f"{statistics.median(ratios):.2f} ({min(ratios):.2f}..{max(ratios):.2f}) | {statistics.median(wratios):.2f} |",
-              flush=True)
+              f"{statistics.median(ratios):.2f} ({min(ratios):.2f}..{max(ratios):.2f}) | {lo:.2f}..{hi:.2f} | "
+              f"{statistics.median(wratios):.2f} |", flush=True)
 
 
 if __name__ == "__main__":
