@@ -496,8 +496,8 @@ class ProcessPool:
             self.workers.append(self._start(len(self.workers)))
 
     def queue_checks(self, displays: Sequence[str]) -> None:
-        """Run the compute checks of these defenses in the next round, ahead of its units (the
-        longest items first balances the load best)."""
+        """Run the compute checks of these defenses in the next round, ahead of its units (a long
+        item queued last would leave the other workers idle at the end of the run)."""
         self.check_tasks.extend(CheckTask(d) for d in displays)
 
     def _start(self, slot: int) -> _Worker:
