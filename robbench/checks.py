@@ -86,6 +86,11 @@ def _rec(check: str, status: str, subject: str, message: str, **numbers: Any) ->
     return {"check": check, "status": status, "subject": subject, "message": message, **numbers}
 
 
+def not_computed(display: str, why: str) -> dict[str, Any]:
+    """The ``info`` record standing for a defense's compute checks that could not be made (``why``)."""
+    return _rec("checks", "info", display, f"compute checks {why}")
+
+
 # ---- compute checks ---------------------------------------------------------------------------
 def _gradient_modes(plan: Plan, display: str) -> list[str]:
     modes: list[str] = []
@@ -233,7 +238,7 @@ def defense_checks(plan: Plan, ex: Executor, display: str, n: int = N_SAMPLES) -
     try:
         defense = ex.defense(spec)
     except RobbenchError as exc:
-        return [_rec("checks", "info", display, f"compute checks skipped: {exc.message}")]
+        return [not_computed(display, f"skipped: {exc.message}")]
     out: list[dict[str, Any]] = []
     out.extend(_randomness(defense, plan, display, x, ids, seed))
     out.append(_softmax(defense, display, x, ids, seed))
@@ -260,7 +265,7 @@ def defense_checks_safely(plan: Plan, ex: Executor, display: str, n: int = N_SAM
     try:
         return defense_checks(plan, ex, display, n)
     except Exception as exc:  # noqa: BLE001 - see above
-        return [_rec("checks", "info", display, f"compute checks failed: {type(exc).__name__}: {exc}")]
+        return [not_computed(display, f"failed: {type(exc).__name__}: {exc}")]
 
 
 def compute_checks(plan: Plan, ex: Executor, n: int = N_SAMPLES,
@@ -398,12 +403,7 @@ def run_checks(plan: Plan, ex: Executor, compute: bool = True,
 
     ``computed``: compute-check records already made by the workers, per defense (see :func:`compute_checks`).
     """
-    out: list[dict[str, Any]] = []
-    if compute:
-        try:
-            out = compute_checks(plan, ex, computed=computed)
-        except RobbenchError as exc:  # e.g. data that cannot be loaded: the rows say why
-            out = [_rec("checks", "info", "compute checks", f"skipped: {exc.message}")]
+    out = compute_checks(plan, ex, computed=computed) if compute else []  # never raises (defense_checks_safely)
     df = ex.results.read_rows(cells={c.id for c in plan.cells})
     manifest = {"suite": plan.suite.model_dump(mode="json")}
     dim = int(ex.data.x[0].numel())

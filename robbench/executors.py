@@ -221,12 +221,11 @@ class CheckResult:
 
 
 def _run_check_task(ex: Executor | None, task: CheckTask, setup_error: BaseException | None) -> CheckResult:
-    from robbench.checks import defense_checks_safely
+    from robbench.checks import defense_checks_safely, not_computed
 
     if ex is None:
         why = setup_error.message if isinstance(setup_error, RobbenchError) else f"{type(setup_error).__name__}: {setup_error}"
-        return CheckResult(task.display, [{"check": "checks", "status": "info", "subject": task.display,
-                                           "message": f"compute checks skipped: {why}"}])
+        return CheckResult(task.display, [not_computed(task.display, f"skipped: {why}")])
     return CheckResult(task.display, defense_checks_safely(ex.plan, ex, task.display))
 
 
@@ -549,9 +548,9 @@ class ProcessPool:
                                  "`if __name__ == '__main__':` (every worker process imports the main module)")
                     died = f"worker process died (exit code {w.proc.exitcode})"
                     if isinstance(w.key, CheckTask):
-                        self.check_records[w.key.display] = [
-                            {"check": "checks", "status": "info", "subject": w.key.display,
-                             "message": f"compute checks failed: {died}"}]
+                        from robbench.checks import not_computed
+
+                        self.check_records[w.key.display] = [not_computed(w.key.display, f"failed: {died}")]
                     else:
                         results[w.key] = UnitResult(w.key, error=died)
                     busy.remove(w)
