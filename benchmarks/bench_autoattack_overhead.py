@@ -50,7 +50,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    from robbench import registry
+    from robbench.core import registry
 
     if "autoattack" not in registry.attacks.names():
         print("the autoattack attack is not registered: nothing to measure")
@@ -61,19 +61,28 @@ def main() -> None:
         print("pyautoattack not installed (pip install 'robbench[autoattack]')")
         return
     from robbench.attacks._thirdparty import batch_seed
-    from robbench.results import ResultsDir
-    from robbench.runner import Executor, Plan, Unit
-    from robbench.seeding import SampleRNG
-    from robbench.suite import parse_suite
+    from robbench.core.seeding import SampleRNG
+    from robbench.results.store import ResultsDir
+    from robbench.run.plan import Plan, Unit
+    from robbench.run.unit import Executor
+    from robbench.suite.load import parse_suite
 
-    print(f"load average at start: {load_average()}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
-              f"pyautoattack {getattr(pyautoattack, '__version__', '?')}")
+    print(
+        f"load average at start: {load_average()}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"pyautoattack {getattr(pyautoattack, '__version__', '?')}"
+    )
 
     def make(batching: str, tmp: Path):  # type: ignore[no-untyped-def]
-        suite = {"name": "bench-aa", "seed": 0, "data": {"dataset": "digits", "split": "test", "n_samples": args.n},
-                 "classifier": "digits-cnn", "threats": [{"norm": "linf", "eps": args.eps}], "defenses": [{"name": "none"}],
-                 "attacks": [{"id": "AA", "name": "autoattack", "params": {"version": args.version, "batching": batching}}],
-                 "evaluation": {"batch_size": args.n}}
+        suite = {
+            "name": "bench-aa",
+            "seed": 0,
+            "data": {"dataset": "digits", "split": "test", "n_samples": args.n},
+            "classifier": "digits-cnn",
+            "threats": [{"norm": "linf", "eps": args.eps}],
+            "defenses": [{"name": "none"}],
+            "attacks": [{"id": "AA", "name": "autoattack", "params": {"version": args.version, "batching": batching}}],
+            "evaluation": {"batch_size": args.n},
+        }
         text = yaml.safe_dump(suite)
         plan = Plan(parse_suite(text), suite_text=text)
         rd = ResultsDir(tmp / f"res-{batching}")
@@ -91,7 +100,9 @@ def main() -> None:
         seed = batch_seed(seeds)
 
         def direct() -> torch.Tensor:
-            aa = pyautoattack.AutoAttack(model, norm="Linf", eps=args.eps, version=args.version, seed=seed, device="cpu")
+            aa = pyautoattack.AutoAttack(
+                model, norm="Linf", eps=args.eps, version=args.version, seed=seed, device="cpu"
+            )
             aa.verbose = False
             with torch.random.fork_rng(devices=[]):  # the same global-RNG treatment robbench gives it
                 torch.random.manual_seed(seed)
@@ -107,8 +118,11 @@ def main() -> None:
         rows = rd.read_rows().sort_values("sample_index")
         ours_flags = torch.tensor(rows["adv_correct"].tolist())
         same = int((ours_flags == flags).sum())
-        print(f"[digits, n={args.n}, Linf {args.eps:g}, version {args.version}] robust: direct {int(flags.sum())}/{args.n}, "
-              f"robbench {int(ours_flags.sum())}/{args.n}; identical flags on {same}/{args.n} samples", flush=True)
+        print(
+            f"[digits, n={args.n}, Linf {args.eps:g}, version {args.version}] robust: direct {int(flags.sum())}/{args.n}, "
+            f"robbench {int(ours_flags.sum())}/{args.n}; identical flags on {same}/{args.n} samples",
+            flush=True,
+        )
         td, to, ratios, wall = [], [], [], []
         for _ in range(args.reps):
             w0, t0 = time.perf_counter(), time.process_time()
@@ -120,16 +134,22 @@ def main() -> None:
             to.append(time.process_time() - t0)
             wall.append((time.perf_counter() - w0) / wd)
             ratios.append(to[-1] / td[-1])
-        print(f"  batching batch:  CPU: direct {statistics.median(td):7.2f} s   robbench unit {statistics.median(to):7.2f} s   "
-              f"ratio {statistics.median(ratios):.3f}  (per rep {', '.join(f'{r:.3f}' for r in ratios)});  "
-              f"wall ratio {statistics.median(wall):.3f}", flush=True)
+        print(
+            f"  batching batch:  CPU: direct {statistics.median(td):7.2f} s   robbench unit {statistics.median(to):7.2f} s   "
+            f"ratio {statistics.median(ratios):.3f}  (per rep {', '.join(f'{r:.3f}' for r in ratios)});  "
+            f"wall ratio {statistics.median(wall):.3f}",
+            flush=True,
+        )
         if not args.skip_sample:
             ex_s, unit_s, _ = make("sample", tmp)
             t0 = time.process_time()
             ex_s.run_unit(unit_s)
             ts = time.process_time() - t0
-            print(f"  batching sample (default; one call per sample): robbench unit {ts:7.2f} CPU s = "
-                  f"{ts / statistics.median(td):.2f}x the direct batched call", flush=True)
+            print(
+                f"  batching sample (default; one call per sample): robbench unit {ts:7.2f} CPU s = "
+                f"{ts / statistics.median(td):.2f}x the direct batched call",
+                flush=True,
+            )
     print(f"load average at end: {load_average()}")
 
 

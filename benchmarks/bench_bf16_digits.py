@@ -31,7 +31,7 @@ os.environ.setdefault("ROBBENCH_ZOO_DIR", str(ROOT / ".robbench-cache" / "zoo"))
 
 
 def suite(n: int, precision: str) -> dict:  # type: ignore[type-arg]
-    from robbench import registry
+    from robbench.core import registry
 
     defenses = []
     have = set(registry.defenses.names())
@@ -41,11 +41,19 @@ def suite(n: int, precision: str) -> dict:  # type: ignore[type-arg]
         defenses.append({"name": "adp", "params": {"score_model": "digits-score"}})
     if "diffpure" in have:
         defenses.append({"name": "diffpure", "params": {"diffusion_model": "digits-diffusion", "steps": 10}})
-    return {"name": f"bf16-{precision}", "seed": 0, "data": {"dataset": "digits", "split": "test", "n_samples": n},
-            "classifier": "digits-cnn", "threats": [{"norm": "linf", "eps": 0.1}], "defenses": defenses,
-            "attacks": [{"id": "clean", "name": "clean"},
-                        {"id": "BPDA10-det", "name": "pgd", "params": {"steps": 10}, "gradient": "bpda", "randomness": "det"}],
-            "evaluation": {"batch_size": 64, "draws": 1, "generative_precision": precision}}
+    return {
+        "name": f"bf16-{precision}",
+        "seed": 0,
+        "data": {"dataset": "digits", "split": "test", "n_samples": n},
+        "classifier": "digits-cnn",
+        "threats": [{"norm": "linf", "eps": 0.1}],
+        "defenses": defenses,
+        "attacks": [
+            {"id": "clean", "name": "clean"},
+            {"id": "BPDA10-det", "name": "pgd", "params": {"steps": 10}, "gradient": "bpda", "randomness": "det"},
+        ],
+        "evaluation": {"batch_size": 64, "draws": 1, "generative_precision": precision},
+    }
 
 
 def main() -> None:
@@ -57,7 +65,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     from robbench.api import run
-    from robbench.results import ResultsDir
+    from robbench.results.store import ResultsDir
 
     print(f"load average at start: {load_average()}; torch {torch.__version__}, {torch.get_num_threads()} threads")
     frames, cpu = {}, {}
@@ -79,7 +87,11 @@ def main() -> None:
     key = ["defense", "attack", "threat", "sample_id"]
     a = frames["fp32"].set_index(key).sort_index()
     b = frames["bf16"].set_index(key).sort_index()
-    what = f"suite {args.suite}" if args.suite is not None else f"digits, n={args.n}, Linf 0.1 (see the suite in this script)"
+    what = (
+        f"suite {args.suite}"
+        if args.suite is not None
+        else f"digits, n={args.n}, Linf 0.1 (see the suite in this script)"
+    )
     print(f"{what}; accuracy % (stochastic defenses: as judged, worst case over draws)")
     print(f"  {'defense':<11} {'attack':<11} {'threat':<10} {'fp32':>6} {'bf16':>6} {'diff':>6}  changed predictions")
     for (d, att, thr), g in a.groupby(level=["defense", "attack", "threat"]):
@@ -89,8 +101,10 @@ def main() -> None:
         fa, fb = 100 * g[col].mean(), 100 * gb[col].mean()
         changed = int((g[pred] != gb[pred]).sum())
         print(f"  {d:<11} {att:<11} {thr:<10} {fa:6.1f} {fb:6.1f} {fb - fa:+6.1f}  {changed}/{len(g)}")
-    print(f"  CPU time of the run: fp32 {cpu['fp32']:.1f} s, bf16 {cpu['bf16']:.1f} s "
-          f"(bf16 / fp32 = {cpu['bf16'] / cpu['fp32']:.2f})")
+    print(
+        f"  CPU time of the run: fp32 {cpu['fp32']:.1f} s, bf16 {cpu['bf16']:.1f} s "
+        f"(bf16 / fp32 = {cpu['bf16'] / cpu['fp32']:.2f})"
+    )
     print(f"load average at end: {load_average()}")
 
 

@@ -36,12 +36,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("ROBBENCH_ZOO_DIR", str(ROOT / ".robbench-cache" / "zoo"))
 
-from robbench import registry  # noqa: E402
-from robbench.components import BuildContext, parse_params  # noqa: E402
-from robbench.data.base import load_dataset  # noqa: E402
-from robbench.seeding import SampleRNG  # noqa: E402
-from robbench.target import Target  # noqa: E402
-from robbench.zoo import load_model  # noqa: E402
+from robbench.attacks.target import Target
+from robbench.core import registry
+from robbench.core.components import BuildContext, parse_params
+from robbench.core.seeding import SampleRNG
+from robbench.data.base import load_dataset
+from robbench.zoo import load_model
 
 NAMES = ("none", "diffpure", "gdmp", "agdm", "rdc")
 
@@ -106,7 +106,9 @@ def main() -> None:
     ctx = BuildContext(dataset=ds, device=torch.device("cpu"), classifier=load_model("digits-cnn", quiet=True))
     cfgs = configs(args.example)
     defenses = {did: build(name, params, ctx) for did, name, params in cfgs}
-    res: dict[str, dict[str, list[float]]] = {did: {"ic": [], "iw": [], "gc": [], "gw": [], "ev": []} for did in defenses}
+    res: dict[str, dict[str, list[float]]] = {
+        did: {"ic": [], "iw": [], "gc": [], "gw": [], "ev": []} for did in defenses
+    }
     for rep in range(args.reps):
         for did, d in defenses.items():
             ic, iw, ev = infer(d, x, ids, args.batch)
@@ -119,20 +121,26 @@ def main() -> None:
                 r["gc"].append(gc / args.n)
                 r["gw"].append(gw / args.n)
         print(f"repetition {rep + 1}/{args.reps} done", file=sys.stderr)
-    base = res["none"] if "none" in res else None
-    print(f"\ndigits, {args.n} test images, batch {args.batch}, best of {args.reps} (CPU ms per image); "
-          f"x none = ratio to the undefended classifier in this run\n")
-    print("| defense | params | evals/img | infer CPU ms | x none | infer wall ms (median) | full-grad step CPU ms | x none |")
+    base = res.get("none")
+    print(
+        f"\ndigits, {args.n} test images, batch {args.batch}, best of {args.reps} (CPU ms per image); "
+        f"x none = ratio to the undefended classifier in this run\n"
+    )
+    print(
+        "| defense | params | evals/img | infer CPU ms | x none | infer wall ms (median) | full-grad step CPU ms | x none |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for did, name, params in cfgs:
+    for did, _name, params in cfgs:
         r = res[did]
         ic = min(r["ic"]) * 1e3
         ib = min(base["ic"]) * 1e3 if base else float("nan")
         gc = min(r["gc"]) * 1e3 if r["gc"] else float("nan")
         gb = min(base["gc"]) * 1e3 if base and base["gc"] else float("nan")
         shown = ", ".join(f"{k}={v}" for k, v in params.items() if k not in ("diffusion_model", "aux_model")) or "-"
-        print(f"| {did} | {shown} | {statistics.median(r['ev']):.0f} | {ic:.2f} | {ic / ib:.1f} | "
-              f"{statistics.median(r['iw']) * 1e3:.2f} | {gc:.2f} | {gc / gb:.1f} |")
+        print(
+            f"| {did} | {shown} | {statistics.median(r['ev']):.0f} | {ic:.2f} | {ic / ib:.1f} | "
+            f"{statistics.median(r['iw']) * 1e3:.2f} | {gc:.2f} | {gc / gb:.1f} |"
+        )
 
 
 if __name__ == "__main__":

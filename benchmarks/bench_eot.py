@@ -36,12 +36,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("ROBBENCH_ZOO_DIR", str(ROOT / ".robbench-cache" / "zoo"))
 
-from robbench import registry  # noqa: E402
-from robbench.components import BuildContext, parse_params  # noqa: E402
-from robbench.data.base import load_dataset  # noqa: E402
-from robbench.seeding import SampleRNG  # noqa: E402
-from robbench.target import Target  # noqa: E402
-from robbench.zoo import load_model  # noqa: E402
+from robbench.attacks.target import Target
+from robbench.core import registry
+from robbench.core.components import BuildContext, parse_params
+from robbench.core.seeding import SampleRNG
+from robbench.data.base import load_dataset
+from robbench.zoo import load_model
 
 SETTINGS = [("random_noise", "full"), ("diffpure", "bpda"), ("diffpure", "full")]
 
@@ -54,8 +54,16 @@ def build(name: str, ctx: BuildContext) -> torch.nn.Module:
     return d
 
 
-def grads(defense: torch.nn.Module, gradient: str, x: torch.Tensor, y: torch.Tensor, ids: list[str], k: int,
-          batched: bool, calls: int) -> tuple[torch.Tensor, float, float]:
+def grads(
+    defense: torch.nn.Module,
+    gradient: str,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    ids: list[str],
+    k: int,
+    batched: bool,
+    calls: int,
+) -> tuple[torch.Tensor, float, float]:
     rng = SampleRNG.for_samples(ids, 0, "bench-eot")
     t = Target(defense, gradient=gradient, randomness="fresh", rng=rng, eot=k, eot_batched=batched)  # type: ignore[arg-type]
     c0, w0 = time.process_time(), time.perf_counter()
@@ -81,10 +89,14 @@ def main() -> None:
     ids = [f"s{i}" for i in range(args.batch)]
     ctx = BuildContext(dataset=ds, device=torch.device("cpu"), classifier=load_model("digits-cnn", quiet=True))
     load = load_average()
-    print(f"EoT k={args.k}, batch {args.batch}, {args.calls} gradient calls per rep, {args.reps} reps, "
-          f"torch threads {torch.get_num_threads()}, load {' '.join(load)}")
-    print("| defense | gradient | max abs grad diff | best CPU ratio looped/batched | median CPU ratio (range) "
-          "| 95 % CI of the median | median wall ratio |")
+    print(
+        f"EoT k={args.k}, batch {args.batch}, {args.calls} gradient calls per rep, {args.reps} reps, "
+        f"torch threads {torch.get_num_threads()}, load {' '.join(load)}"
+    )
+    print(
+        "| defense | gradient | max abs grad diff | best CPU ratio looped/batched | median CPU ratio (range) "
+        "| 95 % CI of the median | median wall ratio |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for name, gradient in SETTINGS:
         defense = build(name, ctx)
@@ -94,16 +106,19 @@ def main() -> None:
         cpu = {False: [], True: []}  # type: dict[bool, list[float]]
         wall = {False: [], True: []}  # type: dict[bool, list[float]]
         for rep in range(args.reps):
-            for batched in ((False, True) if rep % 2 == 0 else (True, False)):  # alternate which runs first
+            for batched in (False, True) if rep % 2 == 0 else (True, False):  # alternate which runs first
                 _, c, w = grads(defense, gradient, x, y, ids, args.k, batched, args.calls)
                 cpu[batched].append(c)
                 wall[batched].append(w)
         ratios = [a / b for a, b in zip(cpu[False], cpu[True], strict=True)]
         wratios = [a / b for a, b in zip(wall[False], wall[True], strict=True)]
         _, lo, hi = median_ci(ratios)
-        print(f"| {name} | {gradient} | {diff:.2e} | {min(cpu[False]) / min(cpu[True]):.2f} | "
-              f"{statistics.median(ratios):.2f} ({min(ratios):.2f}..{max(ratios):.2f}) | {lo:.2f}..{hi:.2f} | "
-              f"{statistics.median(wratios):.2f} |", flush=True)
+        print(
+            f"| {name} | {gradient} | {diff:.2e} | {min(cpu[False]) / min(cpu[True]):.2f} | "
+            f"{statistics.median(ratios):.2f} ({min(ratios):.2f}..{max(ratios):.2f}) | {lo:.2f}..{hi:.2f} | "
+            f"{statistics.median(wratios):.2f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
 from _common import load_average
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,11 +50,11 @@ def child(steps: int, checkpoint: bool, batch: int, t_star: float, model: str) -
     import torch
 
     torch.set_num_threads(1)
-    from robbench import registry
-    from robbench.components import BuildContext, parse_params
+    from robbench.attacks.target import Target
+    from robbench.core import registry
+    from robbench.core.components import BuildContext, parse_params
+    from robbench.core.seeding import SampleRNG
     from robbench.data.base import load_dataset
-    from robbench.seeding import SampleRNG
-    from robbench.target import Target
     from robbench.zoo import load_model
 
     ds = load_dataset("digits")
@@ -62,12 +63,16 @@ def child(steps: int, checkpoint: bool, batch: int, t_star: float, model: str) -
     ids = [f"s{i}" for i in range(batch)]
     ctx = BuildContext(dataset=ds, device=torch.device("cpu"), classifier=load_model("digits-cnn", quiet=True))
     cls = registry.defenses.get("diffpure")
-    d = cls(parse_params(cls.Params, {"diffusion_model": model, "t_star": t_star, "steps": steps}, "diffpure"), ctx).eval()
+    d = cls(
+        parse_params(cls.Params, {"diffusion_model": model, "t_star": t_star, "steps": steps}, "diffpure"), ctx
+    ).eval()
     for p in d.parameters():
         p.requires_grad_(False)
 
     def one(n: int) -> torch.Tensor:
-        t = Target(d, gradient="full", randomness="det", rng=SampleRNG.for_samples(ids[:n], 0, "mem"), checkpoint=checkpoint)
+        t = Target(
+            d, gradient="full", randomness="det", rng=SampleRNG.for_samples(ids[:n], 0, "mem"), checkpoint=checkpoint
+        )
         _, g, _ = t.loss_grad(x[:n], y[:n])
         return g
 
@@ -82,9 +87,19 @@ def child(steps: int, checkpoint: bool, batch: int, t_star: float, model: str) -
     g = one(batch)
     cpu = time.process_time() - t0
     after = _peak_bytes()
-    print(json.dumps({"steps": steps, "checkpoint": checkpoint, "added_mb": (after - base) / 2**20,
-                      "hidden": before >= after, "baseline_mb": base / 2**20, "cpu_s": cpu,
-                      "grad_norm": float(g.norm())}))
+    print(
+        json.dumps(
+            {
+                "steps": steps,
+                "checkpoint": checkpoint,
+                "added_mb": (after - base) / 2**20,
+                "hidden": before >= after,
+                "baseline_mb": base / 2**20,
+                "cpu_s": cpu,
+                "grad_norm": float(g.norm()),
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -100,23 +115,47 @@ def main() -> None:
         child(args.steps[0], bool(args.checkpoint), args.batch, args.t_star, args.model)
         return
     load = load_average()
-    print(f"full-gradient step through DiffPure ({args.model}, t*={args.t_star}, DDPM), batch {args.batch} digits, "
-          f"1 thread, fresh subprocess per row, load {' '.join(load)}")
-    print("| reverse steps | added peak RSS, no checkpointing (MiB) | with checkpointing (MiB) | ratio | "
-          "CPU s no ckpt / ckpt | grad norms equal |")
+    print(
+        f"full-gradient step through DiffPure ({args.model}, t*={args.t_star}, DDPM), batch {args.batch} digits, "
+        f"1 thread, fresh subprocess per row, load {' '.join(load)}"
+    )
+    print(
+        "| reverse steps | added peak RSS, no checkpointing (MiB) | with checkpointing (MiB) | ratio | "
+        "CPU s no ckpt / ckpt | grad norms equal |"
+    )
     print("| --- | --- | --- | --- | --- | --- |")
     for steps in args.steps:
         res = {}
         for ck in (0, 1):
-            out = subprocess.run([sys.executable, __file__, "--child", "--steps", str(steps), "--checkpoint", str(ck),
-                                  "--batch", str(args.batch), "--t-star", str(args.t_star), "--model", args.model],
-                                 capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    "--steps",
+                    str(steps),
+                    "--checkpoint",
+                    str(ck),
+                    "--batch",
+                    str(args.batch),
+                    "--t-star",
+                    str(args.t_star),
+                    "--model",
+                    args.model,
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             res[ck] = json.loads(out.stdout.strip().splitlines()[-1])
         a, b = res[0], res[1]
         hidden = " (hidden by an earlier peak)" if a["hidden"] or b["hidden"] else ""
         same = abs(a["grad_norm"] - b["grad_norm"]) <= 1e-5 * max(1.0, abs(a["grad_norm"]))
-        print(f"| {steps} | {a['added_mb']:.1f} | {b['added_mb']:.1f}{hidden} | {a['added_mb'] / max(b['added_mb'], 1e-9):.1f}x | "
-              f"{a['cpu_s']:.2f} / {b['cpu_s']:.2f} | {same} ({a['grad_norm']:.4g}) |", flush=True)
+        print(
+            f"| {steps} | {a['added_mb']:.1f} | {b['added_mb']:.1f}{hidden} | {a['added_mb'] / max(b['added_mb'], 1e-9):.1f}x | "
+            f"{a['cpu_s']:.2f} / {b['cpu_s']:.2f} | {same} ({a['grad_norm']:.4g}) |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

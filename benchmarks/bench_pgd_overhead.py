@@ -31,22 +31,24 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 import yaml
-from torch import Tensor, nn
 from _common import load_average, median_ci
+from torch import Tensor, nn
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("ROBBENCH_ZOO_DIR", str(ROOT / ".robbench-cache" / "zoo"))
 
-from robbench.attacks.pgd import PGD, PGDParams  # noqa: E402
-from robbench.seeding import SampleRNG, generator  # noqa: E402
-from robbench.target import Target  # noqa: E402
-from robbench.threat import ThreatModel  # noqa: E402
+from robbench.attacks.pgd import PGD, PGDParams
+from robbench.attacks.target import Target
+from robbench.core.seeding import SampleRNG, generator
+from robbench.core.threat import ThreatModel
 
 STEPS = 20
 
 
-def bare_pgd(model: nn.Module, x: Tensor, y: Tensor, eps: float, alpha: float, steps: int, gen: torch.Generator) -> Tensor:
+def bare_pgd(
+    model: nn.Module, x: Tensor, y: Tensor, eps: float, alpha: float, steps: int, gen: torch.Generator
+) -> Tensor:
     """The textbook Linf PGD loop (random start, sign steps, clip to ball and [0, 1])."""
     x_adv = (x + (torch.rand(x.shape, generator=gen) * 2 - 1) * eps).clamp(0, 1)
     for _ in range(steps):
@@ -110,26 +112,41 @@ def _compare(name: str, bare, ours, reps: int) -> dict[str, float]:  # type: ign
         to.append(oc)
         wall.append(ow / bw)
         cpu.append(oc / bc)
-    res = {"bare_cpu_s": min(tb), "robbench_cpu_s": min(to), "ratio_min": min(to) / min(tb),
-           "ratio_cpu": statistics.median(cpu), "ratio_wall": statistics.median(wall)}
+    res = {
+        "bare_cpu_s": min(tb),
+        "robbench_cpu_s": min(to),
+        "ratio_min": min(to) / min(tb),
+        "ratio_cpu": statistics.median(cpu),
+        "ratio_wall": statistics.median(wall),
+    }
     _, lo, hi = median_ci(cpu)
     res.update(ratio_cpu_ci_low=lo, ratio_cpu_ci_high=hi)
-    print(f"  {name:<36} CPU best of {reps}: bare {res['bare_cpu_s']*1e3:8.1f} ms  robbench {res['robbench_cpu_s']*1e3:8.1f} ms"
-          f"  ratio {res['ratio_min']:.3f};  median per-rep ratio: CPU {res['ratio_cpu']:.3f} ({min(cpu):.3f}..{max(cpu):.3f};"
-          f" 95% CI of the median {lo:.3f}..{hi:.3f}), wall {res['ratio_wall']:.3f} ({min(wall):.3f}..{max(wall):.3f})",
-          flush=True)
+    print(
+        f"  {name:<36} CPU best of {reps}: bare {res['bare_cpu_s'] * 1e3:8.1f} ms  robbench {res['robbench_cpu_s'] * 1e3:8.1f} ms"
+        f"  ratio {res['ratio_min']:.3f};  median per-rep ratio: CPU {res['ratio_cpu']:.3f} ({min(cpu):.3f}..{max(cpu):.3f};"
+        f" 95% CI of the median {lo:.3f}..{hi:.3f}), wall {res['ratio_wall']:.3f} ({min(wall):.3f}..{max(wall):.3f})",
+        flush=True,
+    )
     return res
 
 
 def _runner_unit(tmp: Path, x: Tensor, y: Tensor, model_ref: dict | str, dataset: str, eps: float, batch: int):  # type: ignore[no-untyped-def,type-arg]
     """A runner Executor and one unit of a PGD-20 cell on the given samples."""
-    from robbench.results import ResultsDir
-    from robbench.runner import Executor, Plan, Unit
-    from robbench.suite import parse_suite
+    from robbench.results.store import ResultsDir
+    from robbench.run.plan import Plan, Unit
+    from robbench.run.unit import Executor
+    from robbench.suite.load import parse_suite
 
-    suite = {"name": "bench", "seed": 0, "data": {"dataset": dataset, "split": "test", "n_samples": x.shape[0]},
-             "classifier": model_ref, "threats": [{"norm": "linf", "eps": eps}], "defenses": [{"name": "none"}],
-             "attacks": [{"id": "PGD20", "name": "pgd", "params": {"steps": STEPS}}], "evaluation": {"batch_size": batch}}
+    suite = {
+        "name": "bench",
+        "seed": 0,
+        "data": {"dataset": dataset, "split": "test", "n_samples": x.shape[0]},
+        "classifier": model_ref,
+        "threats": [{"norm": "linf", "eps": eps}],
+        "defenses": [{"name": "none"}],
+        "attacks": [{"id": "PGD20", "name": "pgd", "params": {"steps": STEPS}}],
+        "evaluation": {"batch_size": batch},
+    }
     text = yaml.safe_dump(suite)
     plan = Plan(parse_suite(text), suite_text=text)
     ex = Executor(plan, ResultsDir(tmp / "res"), torch.device("cpu"), batch, quiet=True)
@@ -138,8 +155,9 @@ def _runner_unit(tmp: Path, x: Tensor, y: Tensor, model_ref: dict | str, dataset
     return ex, unit
 
 
-def bench_setting(label: str, model: nn.Module, x: Tensor, y: Tensor, eps: float, batch: int, reps: int,
-                  unit_factory=None) -> None:  # type: ignore[no-untyped-def]
+def bench_setting(
+    label: str, model: nn.Module, x: Tensor, y: Tensor, eps: float, batch: int, reps: int, unit_factory=None
+) -> None:  # type: ignore[no-untyped-def]
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
@@ -148,7 +166,7 @@ def bench_setting(label: str, model: nn.Module, x: Tensor, y: Tensor, eps: float
     attack = PGD(PGDParams(steps=STEPS))
     target = Target(_Undefended(model), gradient="full")  # type: ignore[arg-type]
     ids = [f"s{i}" for i in range(x.shape[0])]
-    batches = [(x[i:i + batch], y[i:i + batch], ids[i:i + batch]) for i in range(0, x.shape[0], batch)]
+    batches = [(x[i : i + batch], y[i : i + batch], ids[i : i + batch]) for i in range(0, x.shape[0], batch)]
 
     def bare() -> None:
         g = generator(0)
@@ -159,16 +177,17 @@ def bench_setting(label: str, model: nn.Module, x: Tensor, y: Tensor, eps: float
         for xb, yb, ib in batches:
             attack.run(target, xb, yb, threat, rng=SampleRNG.for_samples(ib, 0, "bench"))
 
-    print(f"[{label}] x {tuple(x.shape)}, batch {batch}, Linf eps {eps:g}, {STEPS} steps, "
-          f"{torch.get_num_threads()} threads", flush=True)
+    print(
+        f"[{label}] x {tuple(x.shape)}, batch {batch}, Linf eps {eps:g}, {STEPS} steps, "
+        f"{torch.get_num_threads()} threads",
+        flush=True,
+    )
     _compare("attack: PGD.run via Target", bare, ours, reps)
     try:
-        import torchattacks  # noqa: F401
+        import torchattacks
     except ImportError:
         print("  torchattacks PGD                   not installed (pip install 'robbench[torchattacks]')")
     else:
-        import torchattacks
-
         ta = torchattacks.PGD(model, eps=eps, alpha=alpha, steps=STEPS, random_start=True)
 
         def tattack() -> None:
@@ -214,8 +233,16 @@ def main() -> None:
             data = load_dataset("digits").load("test")
             x, y = data.x[: args.n], data.y[: args.n]
             model = load_model("digits-cnn", quiet=True)
-            bench_setting("digits", model, x, y, 0.1, args.batch, args.reps,
-                          lambda: _runner_unit(Path(tmp) / "d", x, y, "digits-cnn", "digits", 0.1, args.batch))
+            bench_setting(
+                "digits",
+                model,
+                x,
+                y,
+                0.1,
+                args.batch,
+                args.reps,
+                lambda: _runner_unit(Path(tmp) / "d", x, y, "digits-cnn", "digits", 0.1, args.batch),
+            )
         if args.only in (None, "cifar-shape"):
             g = generator(1)
             model = init_weights(build_model("small_cnn", in_channels=3, width=32), g)

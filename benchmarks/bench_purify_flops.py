@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from _common import load_average
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
-from _common import load_average
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -81,11 +81,11 @@ def _flops(fn) -> int:  # type: ignore[no-untyped-def]
 
 def _defense(score_ref: Any, shape: tuple[int, int, int], **params: Any):  # type: ignore[no-untyped-def]
     """A PurSAMERE defense built the way the runner builds it (registry, strict params, context)."""
-    from robbench import registry
-    from robbench.components import BuildContext, parse_params
+    from robbench.core import registry
+    from robbench.core.components import BuildContext, parse_params
+    from robbench.core.seeding import generator
     from robbench.data.base import load_dataset
     from robbench.models.base import build_model, init_weights
-    from robbench.seeding import generator
 
     cls = registry.defenses.get("pursamere")
     p = parse_params(cls.Params, {"score_model": score_ref, **params}, "pursamere")
@@ -98,8 +98,8 @@ def _defense(score_ref: Any, shape: tuple[int, int, int], **params: Any):  # typ
 
 
 def _random_score_ref(tmp: Path, channels_in: int, channels: int, depth: int) -> dict[str, Any]:
+    from robbench.core.seeding import generator
     from robbench.models.base import build_model, init_weights
-    from robbench.seeding import generator
 
     config = {"in_channels": channels_in, "channels": channels, "depth": depth, "num_scales": 20}
     model = init_weights(build_model("score_unet", **config), generator(3))
@@ -110,7 +110,7 @@ def _random_score_ref(tmp: Path, channels_in: int, channels: int, depth: int) ->
 
 def _reference_work(score: torch.nn.Module, shape: tuple[int, int, int], b: int):  # type: ignore[no-untyped-def]
     """Forward + input gradient of ``score`` on a batch of ``b`` images (weights frozen)."""
-    from robbench.seeding import generator
+    from robbench.core.seeding import generator
 
     x = torch.rand((b, *shape), generator=generator(b))
     sig = torch.full((b,), 0.1)
@@ -145,11 +145,16 @@ def utilisation(defense, x: torch.Tensor, shape: tuple[int, int, int], batches: 
             best[k] = min(best[k], _cpu(w))
     rates = {k: flops[k] / best[k] for k in works}
     for k in works:
-        print(f"    {k:<22} {flops[k] / 1e9:8.2f} GFLOP in {best[k] * 1e3:9.1f} ms = {rates[k] / 1e9:6.1f} GFLOP/s", flush=True)
+        print(
+            f"    {k:<22} {flops[k] / 1e9:8.2f} GFLOP in {best[k] * 1e3:9.1f} ms = {rates[k] / 1e9:6.1f} GFLOP/s",
+            flush=True,
+        )
     ref_key = max((k for k in works if k != "purify"), key=lambda k: rates[k])
-    print(f"  purify: {best['purify'] / x.shape[0] * 1e3:.1f} ms/image; utilisation "
-          f"{rates['purify'] / rates[ref_key]:.1%} of the network's best {rates[ref_key] / 1e9:.1f} GFLOP/s ({ref_key})",
-          flush=True)
+    print(
+        f"  purify: {best['purify'] / x.shape[0] * 1e3:.1f} ms/image; utilisation "
+        f"{rates['purify'] / rates[ref_key]:.1%} of the network's best {rates[ref_key] / 1e9:.1f} GFLOP/s ({ref_key})",
+        flush=True,
+    )
 
 
 def achieved(defense, x: torch.Tensor, reps: int) -> tuple[float, float, float]:  # type: ignore[no-untyped-def]
@@ -168,9 +173,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    from robbench import registry
+    from robbench.core import registry
+    from robbench.core.seeding import generator
     from robbench.data.base import load_dataset
-    from robbench.seeding import generator
 
     if "pursamere" not in registry.defenses.names():
         print("pursamere is not registered: nothing to measure")
@@ -182,11 +187,18 @@ def main() -> None:
         digits = load_dataset("digits").load("test")
         cifar_ref = _random_score_ref(tmp, 3, 16, 2)
         # (label, score model, image shape, images, reference batches, parameter overrides)
-        settings = [("digits", "digits-score", (1, 8, 8), digits.x[:64], [64, 256, 1024], {}),
-                    ("digits, micro_batch 256", "digits-score", (1, 8, 8), digits.x[:64], [64, 256, 1024],
-                     {"micro_batch": 256}),
-                    ("cifar-shape", cifar_ref, (3, 32, 32), torch.rand((16, 3, 32, 32), generator=generator(5)),
-                     [64, 256], {})]
+        settings = [
+            ("digits", "digits-score", (1, 8, 8), digits.x[:64], [64, 256, 1024], {}),
+            (
+                "digits, micro_batch 256",
+                "digits-score",
+                (1, 8, 8),
+                digits.x[:64],
+                [64, 256, 1024],
+                {"micro_batch": 256},
+            ),
+            ("cifar-shape", cifar_ref, (3, 32, 32), torch.rand((16, 3, 32, 32), generator=generator(5)), [64, 256], {}),
+        ]
         print("\n== utilisation: achieved FLOP/s of purify (no grad, as judged) vs the network's best ==")
         for label, ref, shape, x, batches, override in settings:
             params = {**base, **override}
@@ -205,7 +217,7 @@ def main() -> None:
             d = _defense(cifar_ref, (3, 32, 32), **{**base, "steps_per_level": k})
             _, t, _ = achieved(d, x32, args.reps)
             print(f"  steps_per_level {k:2d}: {t / 16 * 1e3:8.1f} ms/image  ({t / t0:.2f}x baseline)", flush=True)
-        for n in ([1, 4, 8] if args.quick else [1, 2, 4, 8, 16]):
+        for n in [1, 4, 8] if args.quick else [1, 2, 4, 8, 16]:
             d = _defense(cifar_ref, (3, 32, 32), **{**base, "n_mc": n})
             _, t, _ = achieved(d, x32, args.reps)
             print(f"  n_mc {n:2d}:            {t / 16 * 1e3:8.1f} ms/image  ({t / t0:.2f}x baseline)", flush=True)
@@ -214,12 +226,17 @@ def main() -> None:
             d = _defense(ref, (3, size, size), **base)
             xs = torch.rand((16, 3, size, size), generator=generator(7))
             f, t, rate = achieved(d, xs, args.reps)
-            print(f"  image 3x{size}x{size}:     {t / 16 * 1e3:8.1f} ms/image  ({t / t0:.2f}x baseline), "
-                  f"{f / 16 / 1e9:.2f} GFLOP/image, {rate / 1e9:.1f} GFLOP/s", flush=True)
-        for b in ([1, 16] if args.quick else [1, 8, 16, 32]):
+            print(
+                f"  image 3x{size}x{size}:     {t / 16 * 1e3:8.1f} ms/image  ({t / t0:.2f}x baseline), "
+                f"{f / 16 / 1e9:.2f} GFLOP/image, {rate / 1e9:.1f} GFLOP/s",
+                flush=True,
+            )
+        for b in [1, 16] if args.quick else [1, 8, 16, 32]:
             xb = torch.rand((b, 3, 32, 32), generator=generator(8))
             _, t, _ = achieved(d0, xb, args.reps)
-            print(f"  batch {b:2d} (B*N={b * base['n_mc']:3d}, micro_batch 64): {t / b * 1e3:8.1f} ms/image", flush=True)
+            print(
+                f"  batch {b:2d} (B*N={b * base['n_mc']:3d}, micro_batch 64): {t / b * 1e3:8.1f} ms/image", flush=True
+            )
     print(f"load average at end: {load_average()}")
 
 

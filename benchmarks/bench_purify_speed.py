@@ -42,14 +42,17 @@ PURIFIERS = ("pursamere", "scoreopt", "adp")
 def quickstart_entries() -> list[tuple[str, str, dict[str, Any]]]:
     """(display id, defense name, params) of the score purifiers in suites/quickstart.yaml."""
     suite = yaml.safe_load((ROOT / "suites" / "quickstart.yaml").read_text())
-    return [(d.get("id") or d["name"], d["name"], dict(d.get("params") or {}))
-            for d in suite["defenses"] if d["name"] in PURIFIERS]
+    return [
+        (d.get("id") or d["name"], d["name"], dict(d.get("params") or {}))
+        for d in suite["defenses"]
+        if d["name"] in PURIFIERS
+    ]
 
 
 def build(name: str, params: dict[str, Any], score_model: Any = None) -> Any:
     """A defense built the way the runner builds it (registry, strict params, checks, context)."""
-    from robbench import registry
-    from robbench.components import BuildContext, parse_params
+    from robbench.core import registry
+    from robbench.core.components import BuildContext, parse_params
     from robbench.data.base import load_dataset
 
     cls = registry.defenses.get(name)
@@ -66,8 +69,8 @@ def build(name: str, params: dict[str, Any], score_model: Any = None) -> Any:
 
 def fashion_shaped_network() -> torch.nn.Module:
     """The fashion_mnist-score architecture and config with random weights (speed only)."""
+    from robbench.core.seeding import generator
     from robbench.models.base import build_model, init_weights
-    from robbench.seeding import generator
     from robbench.zoo import get_recipe
 
     r = get_recipe("fashion_mnist-score")
@@ -91,7 +94,7 @@ def interleaved(jobs: list[tuple[str, Callable[[], None]]], reps: int) -> dict[s
 
 
 def purify_job(d: Any, x: torch.Tensor) -> Callable[[], None]:
-    from robbench.seeding import SampleRNG
+    from robbench.core.seeding import SampleRNG
 
     def run() -> None:
         rng = SampleRNG.for_samples(range(x.shape[0]), "bench") if d.stochastic else None
@@ -109,21 +112,32 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    from robbench.core.seeding import generator
     from robbench.data.base import load_dataset
-    from robbench.seeding import generator
 
     load0 = load_average()
-    print(f"load average at start: {load0}; torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
-          f"batch {args.batch}, median of {args.reps} interleaved reps, CPU time")
+    print(
+        f"load average at start: {load0}; torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
+        f"batch {args.batch}, median of {args.reps} interleaved reps, CPU time"
+    )
     x8 = load_dataset("digits").load("test").x[: args.batch]
     x28 = torch.rand((args.batch, 1, 28, 28), generator=generator(5))
     fashion_net = fashion_shaped_network()
 
     groups: list[tuple[str, list[tuple[str, Any]]]] = []
     quick = quickstart_entries()
-    groups.append(("quickstart settings (suites/quickstart.yaml), digits 1x8x8",
-                   [(f"{did}: " + ", ".join(f"{k}={v}" for k, v in params.items() if k != "score_model"),
-                     (build(name, params), x8)) for did, name, params in quick]))
+    groups.append(
+        (
+            "quickstart settings (suites/quickstart.yaml), digits 1x8x8",
+            [
+                (
+                    f"{did}: " + ", ".join(f"{k}={v}" for k, v in params.items() if k != "score_model"),
+                    (build(name, params), x8),
+                )
+                for did, name, params in quick
+            ],
+        )
+    )
     by_name = {name: params for _, name, params in quick}
     for name, step_key, steps, mc_key, draws in [
         ("pursamere", "steps_per_level", [1, 2, 4], "n_mc", [1, 2, 4, 8]),
@@ -138,9 +152,13 @@ def main() -> None:
         if mc_key:
             rows = [(f"{mc_key}={k}", (build(name, {**base, mc_key: k}), x8)) for k in draws]
             groups.append((f"{name}: Monte Carlo draws", rows))
-        rows = [("1x8x8 (digits-score)", (build(name, base), x8)),
-                ("1x28x28 (fashion_mnist-score config)",
-                 (build(name, {**base, "score_model": "fashion_mnist-score"}, score_model=fashion_net), x28))]
+        rows = [
+            ("1x8x8 (digits-score)", (build(name, base), x8)),
+            (
+                "1x28x28 (fashion_mnist-score config)",
+                (build(name, {**base, "score_model": "fashion_mnist-score"}, score_model=fashion_net), x28),
+            ),
+        ]
         groups.append((f"{name}: image size", rows))
 
     jobs = [(f"{g}|{label}", purify_job(d, x)) for g, rows in groups for label, (d, x) in rows]

@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
 from _common import load_average
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,8 +39,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         zoo, out = Path(tmp) / "zoo", Path(tmp) / "results"
         env = dict(os.environ, ROBBENCH_ZOO_DIR=str(zoo))
-        cmd = [sys.executable, "-m", "robbench.cli", "run", args.suite, "--out", str(out), "--table", "md", "--quiet",
-               *args.extra]
+        cmd = [
+            sys.executable,
+            "-m",
+            "robbench.cli",
+            "run",
+            args.suite,
+            "--out",
+            str(out),
+            "--table",
+            "md",
+            "--quiet",
+            *args.extra,
+        ]
         ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
@@ -47,16 +59,20 @@ def main() -> None:
         ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
         print(f"command: ROBBENCH_ZOO_DIR=<empty> {' '.join(cmd[1:])}")
-        print(f"exit code {res.returncode}; cold wall time {wall:.1f} s ({wall / 60:.2f} min); goal <= {GOAL_S:.0f} s: "
-              f"{'met' if wall <= GOAL_S else 'NOT met'}")
+        print(
+            f"exit code {res.returncode}; cold wall time {wall:.1f} s ({wall / 60:.2f} min); goal <= {GOAL_S:.0f} s: "
+            f"{'met' if wall <= GOAL_S else 'NOT met'}"
+        )
         print(f"  CPU time (user + system) of the run: {cpu:.1f} s ({cpu / 60:.2f} min)")
         m = re.search(r"(\d+) rows computed.*?([\d.]+)s ->", res.stderr)
         if m:
             print(f"  the run itself: {m.group(1)} rows in {m.group(2)} s (the rest: start-up and zoo training)")
         for f in sorted(zoo.glob("*.json")):
             man = json.loads(f.read_text())
-            print(f"  trained {f.stem}: {man.get('train_seconds', '?')} s wall, {man.get('train_cpu_seconds', '?')} s CPU, "
-                  f"metrics {man.get('metrics')}")
+            print(
+                f"  trained {f.stem}: {man.get('train_seconds', '?')} s wall, {man.get('train_cpu_seconds', '?')} s CPU, "
+                f"metrics {man.get('metrics')}"
+            )
         manifest = out / "manifest.json"
         if manifest.is_file():
             cells = json.loads(manifest.read_text()).get("cells", [])

@@ -34,7 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def suite(n: int, steps: int) -> dict:  # type: ignore[type-arg]
     return {
-        "name": "bench-sharding", "seed": 0, "data": {"dataset": "digits", "split": "test", "n_samples": n},
+        "name": "bench-sharding",
+        "seed": 0,
+        "data": {"dataset": "digits", "split": "test", "n_samples": n},
         "classifier": "digits-cnn",
         "threats": [{"norm": "linf", "eps": 0.05}, {"norm": "linf", "eps": 0.1}, {"norm": "l2", "eps": 1.0}],
         "defenses": [{"name": "none"}],
@@ -47,8 +49,26 @@ def run_cli(path: Path, out: Path, extra: list[str]) -> float:
     env = dict(os.environ)
     env.setdefault("ROBBENCH_ZOO_DIR", str(ROOT / ".robbench-cache" / "zoo"))
     t0 = time.perf_counter()
-    res = subprocess.run([sys.executable, "-m", "robbench.cli", "run", str(path), "--out", str(out), "--quiet",
-                          "--table", "none", "--shard-size", "32", *extra], capture_output=True, text=True, env=env)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "robbench.cli",
+            "run",
+            str(path),
+            "--out",
+            str(out),
+            "--quiet",
+            "--table",
+            "none",
+            "--shard-size",
+            "32",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     dt = time.perf_counter() - t0
     if res.returncode != 0:
         raise SystemExit(f"robbench run {' '.join(extra)} failed ({res.returncode}):\n{res.stderr[-2000:]}")
@@ -68,8 +88,16 @@ def main() -> None:
         "1 process, 2 threads": ["--threads", "2"],
     }
     if args.all:
-        variants["submitit local, 2 jobs (1 thread)"] = ["--executor", "submitit", "--cluster", "local", "--shards", "2",
-                                                        "--cpus-per-job", "1"]
+        variants["submitit local, 2 jobs (1 thread)"] = [
+            "--executor",
+            "submitit",
+            "--cluster",
+            "local",
+            "--shards",
+            "2",
+            "--cpus-per-job",
+            "1",
+        ]
     print(f"load average at start: {load_average()}; cores: {len(os.sched_getaffinity(0))}")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "suite.yaml"
@@ -85,8 +113,10 @@ def main() -> None:
     print(f"\nsuite: digits n={args.n}, PGD-{args.steps} x 3 threats + clean, batch 32, shard 32")
     for name, ts in times.items():
         speedups = [b / t for b, t in zip(base, ts)]
-        print(f"  {name:<36} median {statistics.median(ts):7.1f} s   speed-up vs 1 worker "
-              f"{statistics.median(speedups):.2f}x  (per rep {', '.join(f'{s:.2f}' for s in speedups)})")
+        print(
+            f"  {name:<36} median {statistics.median(ts):7.1f} s   speed-up vs 1 worker "
+            f"{statistics.median(speedups):.2f}x  (per rep {', '.join(f'{s:.2f}' for s in speedups)})"
+        )
     print(f"load average at end: {load_average()}")
 
 

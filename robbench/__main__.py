@@ -1,6 +1,6 @@
 """`python -m robbench`: the same CLI as the `robbench` console script."""
 
-from robbench.cli import main
+from robbench.cli.app import main
 
 if __name__ == "__main__":
     main()

@@ -18,10 +18,25 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 #: optional packages -> the pip extra that installs them
-EXTRAS: dict[str, str] = {"pyautoattack": "autoattack", "submitit": "submitit", "torchattacks": "torchattacks",
-                          "matplotlib": "plot"}
-CORE = ("torch", "numpy", "scipy", "pandas", "pyarrow", "pydantic", "pyyaml", "typer", "rich", "scikit-learn",
-        "platformdirs")
+EXTRAS: dict[str, str] = {
+    "pyautoattack": "autoattack",
+    "submitit": "submitit",
+    "torchattacks": "torchattacks",
+    "matplotlib": "plot",
+}
+CORE = (
+    "torch",
+    "numpy",
+    "scipy",
+    "pandas",
+    "pyarrow",
+    "pydantic",
+    "pyyaml",
+    "typer",
+    "rich",
+    "scikit-learn",
+    "platformdirs",
+)
 SECTIONS = ("versions", "device", "datasets", "zoo", "extras", "plugins")
 
 
@@ -48,20 +63,31 @@ def _version(dist: str) -> str | None:
 
 def versions() -> list[Finding]:
     from robbench import RESULTS_VERSION, __version__
-    from robbench.reproduce import git_state
+    from robbench.run.record import git_state
 
     git = git_state()
     sha = git["git_sha"]
     out = [
         Finding("versions", "robbench", "ok", f"{__version__} (results format {RESULTS_VERSION})"),
         Finding("versions", "python", "ok", f"{sys.version.split()[0]} on {platform.platform()}"),
-        Finding("versions", "git", "info", "not a git checkout" if not sha else
-                f"{sha[:12]}{' with uncommitted changes' if git['git_dirty'] else ''}"),
+        Finding(
+            "versions",
+            "git",
+            "info",
+            "not a git checkout" if not sha else f"{sha[:12]}{' with uncommitted changes' if git['git_dirty'] else ''}",
+        ),
     ]
     for dist in CORE:
         v = _version(dist)
-        out.append(Finding("versions", dist, "ok" if v else "bad", v or "not installed",
-                           None if v else f"pip install {dist}  (a dependency of robbench: reinstall robbench)"))
+        out.append(
+            Finding(
+                "versions",
+                dist,
+                "ok" if v else "bad",
+                v or "not installed",
+                None if v else f"pip install {dist}  (a dependency of robbench: reinstall robbench)",
+            )
+        )
     return out
 
 
@@ -74,11 +100,25 @@ def device() -> list[Finding]:
         names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
         out.append(Finding("device", "cuda", "ok", f"CUDA {build}: {len(names)} device(s): {', '.join(names)}"))
     elif build:
-        out.append(Finding("device", "cuda", "missing", f"torch is built for CUDA {build} but sees no GPU",
-                           "check the driver (nvidia-smi) and CUDA_VISIBLE_DEVICES; runs use the CPU meanwhile"))
+        out.append(
+            Finding(
+                "device",
+                "cuda",
+                "missing",
+                f"torch is built for CUDA {build} but sees no GPU",
+                "check the driver (nvidia-smi) and CUDA_VISIBLE_DEVICES; runs use the CPU meanwhile",
+            )
+        )
     else:
-        out.append(Finding("device", "cuda", "info", f"CPU-only torch build ({torch.__version__}); runs use the CPU",
-                           "for GPU runs install a CUDA build of torch (https://pytorch.org/get-started)"))
+        out.append(
+            Finding(
+                "device",
+                "cuda",
+                "info",
+                f"CPU-only torch build ({torch.__version__}); runs use the CPU",
+                "for GPU runs install a CUDA build of torch (https://pytorch.org/get-started)",
+            )
+        )
     mps = getattr(torch.backends, "mps", None)
     if mps is not None and mps.is_available():
         out.append(Finding("device", "mps", "info", "Apple MPS available (robbench runs on cpu or cuda)"))
@@ -86,16 +126,29 @@ def device() -> list[Finding]:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         cores = os.cpu_count() or 1
-    out.append(Finding("device", "cpu threads", "ok", f"torch uses {torch.get_num_threads()} of {cores} usable cores",
-                       None if torch.get_num_threads() <= cores else "pass --threads N to robbench run"))
-    out.append(Finding("device", "deterministic", "info",
-                       "torch deterministic algorithms are off by default; `robbench run --deterministic` turns "
-                       "them on for a run, for repeatable GPU results"))
+    out.append(
+        Finding(
+            "device",
+            "cpu threads",
+            "ok",
+            f"torch uses {torch.get_num_threads()} of {cores} usable cores",
+            None if torch.get_num_threads() <= cores else "pass --threads N to robbench run",
+        )
+    )
+    out.append(
+        Finding(
+            "device",
+            "deterministic",
+            "info",
+            "torch deterministic algorithms are off by default; `robbench run --deterministic` turns "
+            "them on for a run, for repeatable GPU results",
+        )
+    )
     return out
 
 
 def datasets(data_dir: str | None = None) -> list[Finding]:
-    from robbench import registry
+    from robbench.core import registry
     from robbench.data.base import load_dataset
     from robbench.errors import RobbenchError
 
@@ -103,9 +156,16 @@ def datasets(data_dir: str | None = None) -> list[Finding]:
     for name in registry.datasets.names():
         try:
             ds = load_dataset(name, data_dir)
-        except Exception as exc:  # noqa: BLE001 - a broken plugin must not stop the report
-            out.append(Finding("datasets", name, "bad", f"cannot load the data set class: {getattr(exc, 'message', exc)}",
-                               getattr(exc, "hint", None)))
+        except Exception as exc:
+            out.append(
+                Finding(
+                    "datasets",
+                    name,
+                    "bad",
+                    f"cannot load the data set class: {getattr(exc, 'message', exc)}",
+                    getattr(exc, "hint", None),
+                )
+            )
             continue
         have, fixes = [], []
         for split in ds.splits:
@@ -128,26 +188,49 @@ def zoo(zoo_dir: str | None = None, *, verify: bool = True) -> list[Finding]:
     from robbench.zoo import ZooStore, recipes
 
     store = ZooStore(zoo_dir)
-    out = [Finding("zoo", "folder", "info", f"{store.root}" + ("" if store.root.is_dir() else " (not created yet)"),
-                   "set $ROBBENCH_ZOO_DIR or pass --zoo-dir to use another cache")]
+    out = [
+        Finding(
+            "zoo",
+            "folder",
+            "info",
+            f"{store.root}" + ("" if store.root.is_dir() else " (not created yet)"),
+            "set $ROBBENCH_ZOO_DIR or pass --zoo-dir to use another cache",
+        )
+    ]
     checks = {key: (ok, detail) for key, ok, detail in store.verify()} if verify else {}
     cached = set()
     for entry in store.entries():
         key = entry["key"]
         cached.add(key)
-        metrics = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                            for k, v in list((entry.get("metrics") or {}).items())[:2])
+        metrics = ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in list((entry.get("metrics") or {}).items())[:2]
+        )
         what = f"{entry.get('arch', '?')} on {entry.get('dataset', '?')}" + (f", {metrics}" if metrics else "")
         if not verify:
             out.append(Finding("zoo", key, "info", f"{what}; sha256 not checked (--no-verify)"))
             continue
         ok, detail = checks.get(key, (False, "not checked"))
-        out.append(Finding("zoo", key, "ok" if ok else "bad", f"{what}; sha256 {'verified' if ok else detail}",
-                           None if ok else f"delete {store.root / key}.* and run `robbench zoo train {entry.get('name', key)}`"))
+        out.append(
+            Finding(
+                "zoo",
+                key,
+                "ok" if ok else "bad",
+                f"{what}; sha256 {'verified' if ok else detail}",
+                None if ok else f"delete {store.root / key}.* and run `robbench zoo train {entry.get('name', key)}`",
+            )
+        )
     for name, recipe in recipes().items():
         if recipe.key not in cached:
-            out.append(Finding("zoo", name, "info", f"recipe not trained yet ({recipe.arch} on {recipe.dataset})",
-                               f"trained on first use, or now: robbench zoo train {name}"))
+            out.append(
+                Finding(
+                    "zoo",
+                    name,
+                    "info",
+                    f"recipe not trained yet ({recipe.arch} on {recipe.dataset})",
+                    f"trained on first use, or now: robbench zoo train {name}",
+                )
+            )
     return out
 
 
@@ -155,13 +238,20 @@ def extras() -> list[Finding]:
     out = []
     for dist, extra in EXTRAS.items():
         v = _version(dist)
-        out.append(Finding("extras", dist, "ok" if v else "missing", v or "not installed",
-                           None if v else f"pip install 'robbench[{extra}]'"))
+        out.append(
+            Finding(
+                "extras",
+                dist,
+                "ok" if v else "missing",
+                v or "not installed",
+                None if v else f"pip install 'robbench[{extra}]'",
+            )
+        )
     return out
 
 
 def plugins() -> list[Finding]:
-    from robbench import registry
+    from robbench.core import registry
     from robbench.errors import RobbenchError
 
     out = []
@@ -175,8 +265,14 @@ def plugins() -> list[Finding]:
         for name, entry in entries.items():
             by_dist.setdefault(entry.dist, []).append(f"{kind}:{name}")
     for dist, names in sorted(by_dist.items()):
-        out.append(Finding("plugins", dist, "ok", f"{len(names)} components" + ("" if dist == "robbench" else
-                                                                               f": {', '.join(sorted(names))}")))
+        out.append(
+            Finding(
+                "plugins",
+                dist,
+                "ok",
+                f"{len(names)} components" + ("" if dist == "robbench" else f": {', '.join(sorted(names))}"),
+            )
+        )
     return out
 
 

@@ -63,8 +63,22 @@ def install_plugin(pkg: str, target: Path) -> Path:
     import subprocess
     import sys
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--no-index", "--target", str(target), str(PLUGINS / pkg)], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(target),
+            str(PLUGINS / pkg),
+        ],
+        check=True,
+    )
     return target
 
 

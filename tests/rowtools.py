@@ -12,7 +12,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from robbench.results import SCHEMA
+from robbench.results.schema import SCHEMA
 from tests.conftest import base_suite, cli_cmd, cli_env
 
 #: columns that measure time or memory and legitimately differ between two runs
@@ -26,17 +26,23 @@ def pgd_suite(path: Path, name: str, n: int, steps: int, batch_size: int = 4) ->
     """Write a digits suite (clean + PGD with ``steps`` steps on ``n`` samples) to ``path``."""
     import yaml
 
-    suite = base_suite(name=name, data={"dataset": "digits", "split": "test", "n_samples": n},
-                       attacks=[{"id": "clean", "name": "clean"}, {"id": "PGD", "name": "pgd", "params": {"steps": steps}}],
-                       evaluation={"batch_size": batch_size})
+    suite = base_suite(
+        name=name,
+        data={"dataset": "digits", "split": "test", "n_samples": n},
+        attacks=[{"id": "clean", "name": "clean"}, {"id": "PGD", "name": "pgd", "params": {"steps": steps}}],
+        evaluation={"batch_size": batch_size},
+    )
     path.write_text(yaml.safe_dump(suite, sort_keys=False))
     return path
 
 
 def shard_files(out: Path) -> list[Path]:
     """Every stored shard (not temp files, not quarantined ones)."""
-    return sorted(p for p in (out / "rows").glob("*/*.parquet")
-                  if not p.name.startswith(".") and not p.parent.name.startswith("."))
+    return sorted(
+        p
+        for p in (out / "rows").glob("*/*.parquet")
+        if not p.name.startswith(".") and not p.parent.name.startswith(".")
+    )
 
 
 def raw_rows(out: Path) -> list[dict[str, Any]]:
@@ -51,8 +57,9 @@ def keys(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
 
 def comparable(rows: list[dict[str, Any]], drop: tuple[str, ...] = TIMING) -> list[dict[str, Any]]:
     """Rows sorted by key with the timing columns removed: equal lists mean equal results."""
-    return sorted(({k: v for k, v in r.items() if k not in drop} for r in rows),
-                  key=lambda r: (r["cell"], r["sample_id"]))
+    return sorted(
+        ({k: v for k, v in r.items() if k not in drop} for r in rows), key=lambda r: (r["cell"], r["sample_id"])
+    )
 
 
 def assert_same_rows(out: Path, reference: list[dict[str, Any]], drop: tuple[str, ...] = TIMING) -> None:
@@ -72,11 +79,13 @@ def start(args: list[str], cwd: Path, log: str, pythonpath: Path | None = None, 
         return subprocess.Popen(cli_cmd(*args), cwd=cwd, env=cli_env(pythonpath, **env), stdout=so, stderr=se)
 
 
-def run_cli(args: list[str], cwd: Path, pythonpath: Path | None = None, timeout: float = 300,
-            **env: str) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    args: list[str], cwd: Path, pythonpath: Path | None = None, timeout: float = 300, **env: str
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -m robbench.cli ARGS`` to completion, capturing its output."""
-    return subprocess.run(cli_cmd(*args), cwd=cwd, env=cli_env(pythonpath, **env), capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        cli_cmd(*args), cwd=cwd, env=cli_env(pythonpath, **env), capture_output=True, text=True, timeout=timeout
+    )
 
 
 def output(cwd: Path, log: str) -> str:

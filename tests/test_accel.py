@@ -9,14 +9,14 @@ import pytest
 import torch
 import yaml
 
-from robbench import registry
-from robbench.accel import _AutocastForward, autocast_module, generative_modules, prepare_defense
 from robbench.api import run
-from robbench.components import BuildContext, parse_params
+from robbench.core import registry
+from robbench.core.components import BuildContext, parse_params
 from robbench.data.base import load_dataset
-from robbench.results import ResultsDir
-from robbench.runner import Plan
-from robbench.suite import parse_suite
+from robbench.results.store import ResultsDir
+from robbench.run.accel import _AutocastForward, autocast_module, generative_modules, prepare_defense
+from robbench.run.plan import Plan
+from robbench.suite.load import parse_suite
 from tests.conftest import base_suite
 
 needs_pursamere = pytest.mark.skipif("pursamere" not in registry.defenses.names(), reason="pursamere not registered")
@@ -82,10 +82,14 @@ def test_generative_precision_enters_the_cell_identity_only_when_not_fp32() -> N
 @needs_pursamere
 def test_a_bf16_run_is_recorded_and_close_to_fp32(write_suite, tmp_path: Path, zoo_dir: Path) -> None:  # type: ignore[no-untyped-def]
     cls = registry.defenses.get("pursamere")
-    suite = base_suite(defenses=[{"name": "none"}, {"name": "pursamere", "params": dict(cls.example_params)}],
-                       attacks=[{"id": "clean", "name": "clean"},
-                                {"id": "PGD5", "name": "pgd", "params": {"steps": 5}, "defenses": ["none"]}],
-                       data={"dataset": "digits", "n_samples": 16})
+    suite = base_suite(
+        defenses=[{"name": "none"}, {"name": "pursamere", "params": dict(cls.example_params)}],
+        attacks=[
+            {"id": "clean", "name": "clean"},
+            {"id": "PGD5", "name": "pgd", "params": {"steps": 5}, "defenses": ["none"]},
+        ],
+        data={"dataset": "digits", "n_samples": 16},
+    )
     run(write_suite(suite, "a.yaml"), out=tmp_path / "fp32", quiet=True)
     suite["evaluation"] = {"batch_size": 16, "generative_precision": "bf16"}
     run(write_suite(suite, "b.yaml"), out=tmp_path / "bf16", quiet=True)

@@ -11,13 +11,13 @@ import sys
 import pytest
 import torch
 
-from robbench import registry
-from robbench.components import BuildContext, NoParams, parse_params
+from robbench.attacks.target import Target
+from robbench.core import registry
+from robbench.core.components import BuildContext, NoParams, parse_params
+from robbench.core.seeding import SampleRNG
+from robbench.core.threat import ThreatModel
 from robbench.data.base import load_dataset
 from robbench.defenses.none import NoDefense
-from robbench.seeding import SampleRNG
-from robbench.target import Target
-from robbench.threat import ThreatModel
 from tests.test_torchattacks_adapter import _fake_torchattacks
 
 EPS = {"linf": 0.1, "l2": 1.0, "l1": 4.0}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-
 from typing import Any
 
 import pandas as pd
@@ -14,13 +13,13 @@ import torch
 from robbench.api import run
 from robbench.attacks._thirdparty import batch_seed
 from robbench.attacks.autoattack import AutoAttack, AutoAttackParams
-from robbench.components import BuildContext, NoParams
+from robbench.attacks.target import Target
+from robbench.core.components import BuildContext, NoParams
+from robbench.core.seeding import SampleRNG
+from robbench.core.threat import ThreatModel
 from robbench.data.base import load_dataset
 from robbench.defenses.none import NoDefense
-from robbench.seeding import SampleRNG
-from robbench.target import Target
-from robbench.threat import ThreatModel
-from robbench.results import ResultsDir
+from robbench.results.store import ResultsDir
 from tests.conftest import base_suite
 
 EPS = 0.1
@@ -31,12 +30,22 @@ def _rows(out: Path) -> pd.DataFrame:
     return ResultsDir(out).read_rows().sort_values(["attack", "sample_index"]).reset_index(drop=True)
 
 
-def _compare_with_direct(write_suite, tmp_path: Path, model: torch.nn.Module, params: dict[str, Any],  # type: ignore[no-untyped-def]
-                         overrides: dict[str, int]) -> None:
-    suite = base_suite(data={"dataset": "digits", "n_samples": N}, threats=[{"norm": "linf", "eps": EPS}],
-                       attacks=[{"id": "AA", "name": "autoattack", "params": params},
-                                {"id": "AA-batch", "name": "autoattack", "params": {**params, "batching": "batch"}}],
-                       evaluation={"batch_size": N})
+def _compare_with_direct(
+    write_suite,
+    tmp_path: Path,
+    model: torch.nn.Module,
+    params: dict[str, Any],  # type: ignore[no-untyped-def]
+    overrides: dict[str, int],
+) -> None:
+    suite = base_suite(
+        data={"dataset": "digits", "n_samples": N},
+        threats=[{"norm": "linf", "eps": EPS}],
+        attacks=[
+            {"id": "AA", "name": "autoattack", "params": params},
+            {"id": "AA-batch", "name": "autoattack", "params": {**params, "batching": "batch"}},
+        ],
+        evaluation={"batch_size": N},
+    )
     out = tmp_path / "res"
     report = run(write_suite(suite), out=out, quiet=True, checks=False, threads=1)
     assert not report.failures
@@ -48,7 +57,9 @@ def _compare_with_direct(write_suite, tmp_path: Path, model: torch.nn.Module, pa
     def direct(xb: torch.Tensor, yb: torch.Tensor, seed: int) -> torch.Tensor:
         """pyautoattack used directly: its public API and attributes, the seed robbench recorded."""
         with torch.random.fork_rng(devices=[]):
-            aa = pyautoattack.AutoAttack(model, norm="Linf", eps=EPS, seed=seed, version=params["version"], device="cpu")
+            aa = pyautoattack.AutoAttack(
+                model, norm="Linf", eps=EPS, seed=seed, version=params["version"], device="cpu"
+            )
             if "square_queries" in overrides:
                 aa.square.n_queries = overrides["square_queries"]
             if "targets" in overrides:
@@ -79,8 +90,11 @@ def test_autoattack_flags_equal_direct_pyautoattack_calls(write_suite, tmp_path:
 
 
 @pytest.mark.slow
-def test_autoattack_standard_defaults_equal_direct_pyautoattack_calls(write_suite, tmp_path: Path,  # type: ignore[no-untyped-def]
-                                                                      digits_classifier) -> None:
+def test_autoattack_standard_defaults_equal_direct_pyautoattack_calls(
+    write_suite,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+    digits_classifier,
+) -> None:
     _compare_with_direct(write_suite, tmp_path, digits_classifier, {"version": "standard"}, {})
 
 
@@ -89,7 +103,9 @@ def test_autoattack_leaves_the_global_generator_alone(digits_classifier) -> None
     data = ds.load("test")
     ctx = BuildContext(dataset=ds, device=torch.device("cpu"), classifier=digits_classifier)
     target = Target(NoDefense(NoParams(), ctx).eval())
-    attack = AutoAttack(AutoAttackParams(version="custom", attacks=["apgd-ce", "square"], apgd_iter=5, square_queries=20))
+    attack = AutoAttack(
+        AutoAttackParams(version="custom", attacks=["apgd-ce", "square"], apgd_iter=5, square_queries=20)
+    )
     rng = SampleRNG.for_samples(["a", "b", "c"], 0)
     state = torch.get_rng_state()
     x_adv = attack.run(target, data.x[:3], data.y[:3], ThreatModel("linf", EPS), rng=rng)
@@ -100,11 +116,16 @@ def test_autoattack_leaves_the_global_generator_alone(digits_classifier) -> None
 
 def test_autoattack_sample_batching_rows_do_not_depend_on_batch_size(write_suite, tmp_path: Path, zoo_dir) -> None:  # type: ignore[no-untyped-def]
     params = {"version": "custom", "attacks": ["apgd-ce", "apgd-dlr", "square"], "apgd_iter": 10, "square_queries": 30}
-    suite = base_suite(data={"dataset": "digits", "n_samples": 10}, threats=[{"norm": "l2", "eps": 1.0}],
-                       defenses=[{"name": "random_noise", "params": {"sigma": 0.1}}],
-                       attacks=[{"id": "AA", "name": "autoattack", "params": params, "randomness": "det"},
-                                {"id": "square", "name": "square", "params": {"n_queries": 40}}],
-                       evaluation={"batch_size": 10, "draws": 2})
+    suite = base_suite(
+        data={"dataset": "digits", "n_samples": 10},
+        threats=[{"norm": "l2", "eps": 1.0}],
+        defenses=[{"name": "random_noise", "params": {"sigma": 0.1}}],
+        attacks=[
+            {"id": "AA", "name": "autoattack", "params": params, "randomness": "det"},
+            {"id": "square", "name": "square", "params": {"n_queries": 40}},
+        ],
+        evaluation={"batch_size": 10, "draws": 2},
+    )
     path = write_suite(suite)
     run(path, out=tmp_path / "a", quiet=True, checks=False, threads=1)
     run(path, out=tmp_path / "b", quiet=True, checks=False, batch_size=3, threads=1)

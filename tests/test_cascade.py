@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from robbench.api import run, table
-from robbench.results import ResultsDir
+from robbench.results.store import ResultsDir
 from tests.conftest import base_suite
 
 
@@ -15,16 +15,23 @@ def _suite(cascade: bool) -> dict:  # type: ignore[type-arg]
     return base_suite(
         data={"dataset": "digits", "n_samples": 24},
         threats=[{"norm": "linf", "eps": 0.1}, {"norm": "l2", "eps": 0.8}],
-        attacks=[{"id": "clean", "name": "clean"},
-                 {"id": "PGD2", "name": "pgd", "params": {"steps": 2}},
-                 {"id": "PGD10", "name": "pgd", "params": {"steps": 10}},
-                 {"id": "PGD10-margin", "name": "pgd", "params": {"steps": 10, "loss": "margin"}}],
-        evaluation={"batch_size": 16, "cascade": cascade})
+        attacks=[
+            {"id": "clean", "name": "clean"},
+            {"id": "PGD2", "name": "pgd", "params": {"steps": 2}},
+            {"id": "PGD10", "name": "pgd", "params": {"steps": 10}},
+            {"id": "PGD10-margin", "name": "pgd", "params": {"steps": 10, "loss": "margin"}},
+        ],
+        evaluation={"batch_size": 16, "cascade": cascade},
+    )
 
 
-def test_cascade_attacks_only_robust_points_and_equals_the_full_worst_case(write_suite, tmp_path: Path, zoo_dir) -> None:  # type: ignore[no-untyped-def]
+def test_cascade_attacks_only_robust_points_and_equals_the_full_worst_case(
+    write_suite, tmp_path: Path, zoo_dir
+) -> None:  # type: ignore[no-untyped-def]
     run(write_suite(_suite(False), "full.yaml"), out=tmp_path / "full", quiet=True, threads=1, checks=False)
-    report = run(write_suite(_suite(True), "cascade.yaml"), out=tmp_path / "cascade", quiet=True, threads=1, checks=False)
+    report = run(
+        write_suite(_suite(True), "cascade.yaml"), out=tmp_path / "cascade", quiet=True, threads=1, checks=False
+    )
     assert not report.failures
     full = ResultsDir(tmp_path / "full").read_rows()
     cas = ResultsDir(tmp_path / "cascade").read_rows()

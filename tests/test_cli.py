@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from robbench.cli import app
+from robbench.cli.app import app
 from tests.conftest import base_suite
 
 runner = CliRunner()
@@ -20,8 +20,15 @@ def results(tmp_path_factory: pytest.TempPathFactory, zoo_dir) -> Path:  # type:
 
     d = tmp_path_factory.mktemp("cli")
     suite = d / "s.yaml"
-    suite.write_text(yaml.safe_dump(base_suite(reported=[{"defense": "none", "attack": "clean", "accuracy": 97.0,
-                                                          "source": {"paper": "test", "table": "T1"}}])))
+    suite.write_text(
+        yaml.safe_dump(
+            base_suite(
+                reported=[
+                    {"defense": "none", "attack": "clean", "accuracy": 97.0, "source": {"paper": "test", "table": "T1"}}
+                ]
+            )
+        )
+    )
     res = runner.invoke(app, ["run", str(suite), "--out", str(d / "out"), "--quiet", "--table", "md"])
     assert res.exit_code == 0, res.output
     return d / "out"

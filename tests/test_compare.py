@@ -14,7 +14,7 @@ from scipy.stats import binomtest
 from typer.testing import CliRunner
 
 from robbench.api import compare
-from robbench.cli import app
+from robbench.cli.app import app
 from tests.conftest import base_suite, cli_cmd, cli_env
 from tests.synth import bools, cell, write_results
 
@@ -24,7 +24,9 @@ N = 80
 
 def _suite(name: str = "s", **over: Any) -> dict[str, Any]:
     suite: dict[str, Any] = {
-        "name": name, "data": {"dataset": "digits", "n_samples": N}, "classifier": "digits-cnn",
+        "name": name,
+        "data": {"dataset": "digits", "n_samples": N},
+        "classifier": "digits-cnn",
         "threats": [{"norm": "linf", "eps": 0.1}, {"norm": "l2", "eps": 0.5}],
         "defenses": [{"name": "none"}, {"name": "random_noise", "id": "noise"}],
         "attacks": [{"id": "clean", "name": "clean"}, {"id": "PGD", "name": "pgd"}],
@@ -35,9 +37,11 @@ def _suite(name: str = "s", **over: Any) -> dict[str, Any]:
 
 
 def _cells(pgd_b: list[bool] | None = None, salt: str = "", drop_l2: bool = False) -> list[dict[str, Any]]:
-    out = [cell("none", "clean", "none", 0.0, bools(75, N), salt=salt),
-           cell("none", "PGD", "linf", 0.1, pgd_b if pgd_b is not None else bools(40, N), salt=salt),
-           cell("noise", "clean", "none", 0.0, [[True, i % 4 != 0] for i in range(N)], stochastic=True, salt=salt)]
+    out = [
+        cell("none", "clean", "none", 0.0, bools(75, N), salt=salt),
+        cell("none", "PGD", "linf", 0.1, pgd_b if pgd_b is not None else bools(40, N), salt=salt),
+        cell("noise", "clean", "none", 0.0, [[True, i % 4 != 0] for i in range(N)], stochastic=True, salt=salt),
+    ]
     if not drop_l2:
         out.append(cell("none", "PGD", "l2", 0.5, bools(30, N), salt=salt))
     return out
@@ -146,12 +150,16 @@ def test_ci_gate_fails_on_a_weakened_defense_and_passes_an_identical_rerun(tmp_p
     from robbench.api import run
 
     def suite(sigma: float) -> dict[str, Any]:
-        return base_suite(name="ci", data={"dataset": "digits", "n_samples": 40},
-                          defenses=[{"name": "none"}, {"name": "random_noise", "id": "noise", "params": {"sigma": sigma}}],
-                          attacks=[{"id": "clean", "name": "clean"},
-                                   {"id": "BPDA3", "name": "pgd", "params": {"steps": 3}, "gradient": "bpda",
-                                    "defenses": ["noise"]}],
-                          evaluation={"batch_size": 20, "draws": 2})
+        return base_suite(
+            name="ci",
+            data={"dataset": "digits", "n_samples": 40},
+            defenses=[{"name": "none"}, {"name": "random_noise", "id": "noise", "params": {"sigma": sigma}}],
+            attacks=[
+                {"id": "clean", "name": "clean"},
+                {"id": "BPDA3", "name": "pgd", "params": {"steps": 3}, "gradient": "bpda", "defenses": ["noise"]},
+            ],
+            evaluation={"batch_size": 20, "draws": 2},
+        )
 
     paths = {}
     for name, sigma in (("base", 0.1), ("weak", 0.4)):
@@ -160,8 +168,9 @@ def test_ci_gate_fails_on_a_weakened_defense_and_passes_an_identical_rerun(tmp_p
     for out, path in (("baseline", "base"), ("rerun", "base"), ("weakened", "weak")):
         report = run(paths[path], out=tmp_path / out, quiet=True, checks=False)
         assert not report.failures
-    ok = runner.invoke(app, ["compare", str(tmp_path / "baseline"), str(tmp_path / "rerun"), "--tolerance", "2",
-                             "--format", "json"])
+    ok = runner.invoke(
+        app, ["compare", str(tmp_path / "baseline"), str(tmp_path / "rerun"), "--tolerance", "2", "--format", "json"]
+    )
     assert ok.exit_code == 0, ok.output
     data = json.loads(ok.stdout)
     assert all(c["diff"] == 0 and c["p_value"] == 1.0 for c in data["cells"]) and len(data["cells"]) == 3
@@ -170,7 +179,12 @@ def test_ci_gate_fails_on_a_weakened_defense_and_passes_an_identical_rerun(tmp_p
     assert ("noise", "clean") in worse and not any(d == "none" for d, _ in worse)  # only the weakened defense
     assert any("configuration" in n for n in weak.notes)  # the defense's parameters changed
     # the gate as CI runs it: a real process, exit status 1
-    bad = subprocess.run(cli_cmd("compare", str(tmp_path / "baseline"), str(tmp_path / "weakened"), "--tolerance", "2"),
-                         capture_output=True, text=True, env=cli_env(COLUMNS="100"), cwd=tmp_path)
+    bad = subprocess.run(
+        cli_cmd("compare", str(tmp_path / "baseline"), str(tmp_path / "weakened"), "--tolerance", "2"),
+        capture_output=True,
+        text=True,
+        env=cli_env(COLUMNS="100"),
+        cwd=tmp_path,
+    )
     assert bad.returncode == 1, bad.stdout + bad.stderr
     assert "FAIL" in bad.stdout and "worse" in bad.stdout

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from robbench.cli import app
+from robbench.cli.app import app
 from tests.rowtools import RUN_ARGS, keys, pgd_suite, raw_rows, run_cli, shard_files, start, wait_for
 
 N = 16

@@ -32,7 +32,9 @@ def test_digits_read_directly_equal_scikit_learn_and_keep_the_fixed_split() -> N
 
 
 def test_loading_digits_does_not_import_scikit_learn() -> None:
-    code = ("import sys\nfrom robbench.data.digits import Digits\nDigits().load('test')\n"
-            "print('sklearn' in sys.modules, 'scipy.stats' in sys.modules)")
+    code = (
+        "import sys\nfrom robbench.data.digits import Digits\nDigits().load('test')\n"
+        "print('sklearn' in sys.modules, 'scipy.stats' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]

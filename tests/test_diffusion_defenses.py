@@ -3,6 +3,7 @@ costs, validation before compute, and runs through the real runner."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import subprocess
 import sys
@@ -13,8 +14,10 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from robbench import registry
-from robbench.components import BuildContext, parse_params
+from robbench.core import registry
+from robbench.core.components import BuildContext, parse_params
+from robbench.core.refs import ModelRef
+from robbench.core.seeding import SampleRNG
 from robbench.data.base import load_dataset
 from robbench.defenses.diffusion_common import (
     ddpm_coefficients,
@@ -24,9 +27,7 @@ from robbench.defenses.diffusion_common import (
     t_star_index,
 )
 from robbench.errors import SuiteError
-from robbench.models.generative import DiffusionModel, to_diffusion, vp_schedule
-from robbench.seeding import SampleRNG
-from robbench.suite import ModelRef
+from robbench.models.generative import to_diffusion, vp_schedule
 from tests.conftest import base_suite
 
 DEFENSES = ["diffpure", "gdmp", "rdc", "agdm"]
@@ -112,7 +113,7 @@ def test_schedule_helpers() -> None:
     assert t_star_index(0.1, 1000) == 99 and t_star_index(1.0, 1000) == 999 and t_star_index(1e-6, 1000) == 0
     assert reverse_timesteps(9, None) == list(range(9, -1, -1))
     seq = reverse_timesteps(99, 10)
-    assert seq[0] == 99 and seq[-1] == 0 and len(seq) == 10 and all(a > b for a, b in zip(seq, seq[1:]))
+    assert seq[0] == 99 and seq[-1] == 0 and len(seq) == 10 and all(a > b for a, b in itertools.pairwise(seq))
     assert reverse_timesteps(5, 1) == [5]
     assert ddpm_coefficients(0.3, 1.0) == pytest.approx((1.0, 0.0, 0.0))
     # an unstrided step reproduces the DDPM posterior: beta_t = 1 - abar_t / abar_{t-1}
@@ -128,8 +129,9 @@ def test_schedule_helpers() -> None:
 
 
 @pytest.mark.parametrize(("name", "sampler"), [("diffpure", "ddpm"), ("diffpure", "ddim"), ("gdmp", "ddim")])
-def test_reverse_chain_with_a_perfect_denoiser_returns_the_clean_image(name: str, sampler: str, ctx: BuildContext,
-                                                                       x_test: Tensor) -> None:
+def test_reverse_chain_with_a_perfect_denoiser_returns_the_clean_image(
+    name: str, sampler: str, ctx: BuildContext, x_test: Tensor
+) -> None:
     oracle = Oracle(x_test)
     c, ref = with_model(ctx, oracle, "oracle")
     d = build_unchecked(name, c, diffusion_model=ref, t_star=0.6, steps=7, sampler=sampler, clip_denoised=False)
@@ -166,7 +168,7 @@ def test_fixed_seed_deterministic_other_seed_differs_batch_free(name: str, ctx: 
 # ---- gradients --------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", DEFENSES)
 def test_full_gradient_finite_nonzero_and_checkpointing_is_exact(name: str, ctx: BuildContext, x_test: Tensor) -> None:
-    from robbench.target import Target
+    from robbench.attacks.target import Target
 
     d = build(name, ctx)
     y = torch.arange(N) % 10
@@ -254,8 +256,10 @@ def test_rdc_logits_are_the_shared_draw_diffusion_errors(ctx: BuildContext, x_te
     # deterministic classifier, independent of the batch
     with torch.no_grad():
         torch.testing.assert_close(r.classify(x_test[1:3]), logits[1:3], atol=1e-4, rtol=1e-5)
-    assert torch.equal(build("rdc", ctx, n_timesteps=5, timestep_offset="center").cls_t,
-                       torch.tensor([math.floor((i + 0.5) * T / 5) for i in range(5)]))
+    assert torch.equal(
+        build("rdc", ctx, n_timesteps=5, timestep_offset="center").cls_t,
+        torch.tensor([math.floor((i + 0.5) * T / 5) for i in range(5)]),
+    )
 
 
 def test_rdc_likelihood_maximisation_stays_in_its_ball_and_lowers_the_loss(ctx: BuildContext, x_test: Tensor) -> None:
@@ -283,8 +287,9 @@ def test_bad_parameters_name_the_field(name: str, bad: dict[str, Any]) -> None:
         parse_params(cls.Params, dict(cls.example_params, **bad), f"defense {name}")
 
 
-def test_validate_rejects_bad_models_before_any_compute(write_suite: Any, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_validate_rejects_bad_models_before_any_compute(
+    write_suite: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from robbench.api import validate
     from robbench.models import build_model
 
@@ -294,13 +299,27 @@ def test_validate_rejects_bad_models_before_any_compute(write_suite: Any, tmp_pa
     uncond = tmp_path / "uncond.pt"
     torch.save(build_model("diffusion_unet", **uncond_cfg).state_dict(), uncond)
     cases = [
-        ({"name": "rdc", "params": {"diffusion_model": {"arch": "diffusion_unet", "checkpoint": str(uncond),
-                                                        "config": uncond_cfg}}},
-         "diffusion_model", "not class-conditional"),
+        (
+            {
+                "name": "rdc",
+                "params": {
+                    "diffusion_model": {"arch": "diffusion_unet", "checkpoint": str(uncond), "config": uncond_cfg}
+                },
+            },
+            "diffusion_model",
+            "not class-conditional",
+        ),
         ({"name": "agdm", "params": {"aux_model": "no-such-net"}}, "aux_model", "no-such-net"),
-        ({"name": "agdm", "params": {"aux_model": {"arch": "small_cnn", "checkpoint": str(tmp_path / "gone.pt")}}},
-         "aux_model", "not found"),
-        ({"name": "diffpure", "params": {"diffusion_model": "no-such-diffusion"}}, "diffusion_model", "no-such-diffusion"),
+        (
+            {"name": "agdm", "params": {"aux_model": {"arch": "small_cnn", "checkpoint": str(tmp_path / "gone.pt")}}},
+            "aux_model",
+            "not found",
+        ),
+        (
+            {"name": "diffpure", "params": {"diffusion_model": "no-such-diffusion"}},
+            "diffusion_model",
+            "no-such-diffusion",
+        ),
         ({"name": "diffpure", "params": {"diffusion_model": TINY, "t_star": 0.5, "steps": 10_000}}, "steps", "steps"),
         ({"name": "diffpure", "params": {"t_star": 0}}, "t_star", "greater than 0"),
         ({"name": "gdmp", "params": {"steps": 0}}, "steps", "greater than or equal to 1"),
@@ -312,28 +331,37 @@ def test_validate_rejects_bad_models_before_any_compute(write_suite: Any, tmp_pa
             validate(write_suite(base_suite(defenses=[defense])))
         assert field in err.value.message and text in err.value.message, (defense, err.value.message)
     assert not zoo.exists() or not any(zoo.iterdir()), "validation trained or wrote a model"
-    validate(write_suite(base_suite(defenses=[{"name": n, "params": registry.defenses.get(n).example_params}
-                                              for n in DEFENSES])))
+    validate(
+        write_suite(
+            base_suite(defenses=[{"name": n, "params": registry.defenses.get(n).example_params} for n in DEFENSES])
+        )
+    )
     assert not zoo.exists() or not any(zoo.iterdir())
     # the CLI: one clear message, exit code 2
     import os
 
     bad = write_suite(base_suite(defenses=[cases[0][0]]), "bad.yaml")
-    res = subprocess.run([sys.executable, "-m", "robbench.cli", "validate", str(bad)], capture_output=True, text=True,
-                         env=dict(os.environ, ROBBENCH_ZOO_DIR=str(zoo)))
+    res = subprocess.run(
+        [sys.executable, "-m", "robbench.cli", "validate", str(bad)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, ROBBENCH_ZOO_DIR=str(zoo)),
+    )
     assert res.returncode == 2 and "not class-conditional" in res.stderr and "Traceback" not in res.stderr
 
 
 # ---- through the runner -----------------------------------------------------------------------
 def test_runner_rows_repeatable_batch_free_and_costed(write_suite: Any, tmp_path: Path, zoo_dir: Path) -> None:
     from robbench.api import run
-    from robbench.results import ResultsDir
+    from robbench.results.store import ResultsDir
 
     suite = base_suite(
         data={"dataset": "digits", "split": "test", "n_samples": 6},
         defenses=[{"name": n, "params": registry.defenses.get(n).example_params} for n in DEFENSES],
-        attacks=[{"id": "clean", "name": "clean"},
-                 {"id": "gPGD3", "name": "pgd", "params": {"steps": 3}, "gradient": "classifier"}],
+        attacks=[
+            {"id": "clean", "name": "clean"},
+            {"id": "gPGD3", "name": "pgd", "params": {"steps": 3}, "gradient": "classifier"},
+        ],
         evaluation={"batch_size": 4, "draws": 2},
     )
     path = write_suite(suite)
@@ -341,8 +369,14 @@ def test_runner_rows_repeatable_batch_free_and_costed(write_suite: Any, tmp_path
         rep = run(path, out=tmp_path / out, quiet=True, batch_size=bs, threads=1)
         assert not rep.failures, rep.failures
     drop = ["seconds", "peak_mem_mb", "loss_trace"]
-    a, b, c = (ResultsDir(tmp_path / k).read_rows().sort_values(["cell", "sample_id"]).reset_index(drop=True).drop(columns=drop)
-               for k in "abc")
+    a, b, c = (
+        ResultsDir(tmp_path / k)
+        .read_rows()
+        .sort_values(["cell", "sample_id"])
+        .reset_index(drop=True)
+        .drop(columns=drop)
+        for k in "abc"
+    )
     import pandas as pd
 
     pd.testing.assert_frame_equal(a, b)

@@ -90,8 +90,15 @@ def _limited(limit: int) -> None:  # pragma: no cover - runs in the child before
 def test_file_size_limit_is_a_clear_error(suite: Path, tmp_path: Path) -> None:
     """RLIMIT_FSIZE: the manifest write fails with EFBIG at the start; nothing half-written; then it runs."""
     out = tmp_path / "res"
-    res = subprocess.run(cli_cmd("run", str(suite), "--out", str(out), *ARGS), cwd=tmp_path, env=cli_env(),
-                         capture_output=True, text=True, preexec_fn=lambda: _limited(1024), timeout=300)
+    res = subprocess.run(
+        cli_cmd("run", str(suite), "--out", str(out), *ARGS),
+        cwd=tmp_path,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        preexec_fn=lambda: _limited(1024),
+        timeout=300,
+    )
     assert res.returncode == 2, res.stderr
     line = _one_error(res.stderr)
     assert "file size limit exceeded on the disk holding" in line and str(out) in line, line

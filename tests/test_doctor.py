@@ -11,7 +11,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from robbench.cli import app
+from robbench.cli.app import app
 from robbench.doctor import EXTRAS, SECTIONS
 from robbench.zoo import get_recipe, load_model
 

@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 
 from robbench.api import run
-from robbench.executors import ExecutorError, _split, exec_options
-from robbench.results import ResultsDir
+from robbench.results.store import ResultsDir
+from robbench.run.backends.slurm import _split
+from robbench.run.options import ExecutorError, exec_options
 from tests.conftest import base_suite
 
 PLUGINS = Path(__file__).parent / "plugins"
@@ -34,8 +35,10 @@ def _execution(out: Path) -> dict:  # type: ignore[type-arg]
 
 
 def _suite(**overrides):  # type: ignore[no-untyped-def]
-    suite = {"threats": [{"norm": "linf", "eps": 0.1}, {"norm": "l2", "eps": 0.5}],
-             "data": {"dataset": "digits", "n_samples": 24}}
+    suite = {
+        "threats": [{"norm": "linf", "eps": 0.1}, {"norm": "l2", "eps": 0.5}],
+        "data": {"dataset": "digits", "n_samples": 24},
+    }
     return base_suite(**{**suite, **overrides})
 
 
@@ -43,12 +46,29 @@ def _suite(**overrides):  # type: ignore[no-untyped-def]
 def faulty_plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The robbench-faulty test plugin installed into a folder (put it on PYTHONPATH)."""
     target = tmp_path_factory.mktemp("faulty")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-                    "--target", str(target), str(PLUGINS / "robbench_faulty")], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(target),
+            str(PLUGINS / "robbench_faulty"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return target
 
 
-def _cli(args: list[str], cwd: Path, pythonpath: Path | None = None, prelude: str = "") -> subprocess.CompletedProcess[str]:
+def _cli(
+    args: list[str], cwd: Path, pythonpath: Path | None = None, prelude: str = ""
+) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     if pythonpath is not None:
         env["PYTHONPATH"] = str(pythonpath)
@@ -93,8 +113,11 @@ sys.meta_path.insert(0, _Hide())
 def test_missing_submitit_names_the_extra(write_suite, tmp_path: Path, zoo_dir) -> None:  # type: ignore[no-untyped-def]
     path = write_suite(_suite())
     out = tmp_path / "res"
-    res = _cli(["run", str(path), "--out", str(out), "--executor", "submitit", "--cluster", "local"], tmp_path,
-               prelude=HIDE_SUBMITIT)
+    res = _cli(
+        ["run", str(path), "--out", str(out), "--executor", "submitit", "--cluster", "local"],
+        tmp_path,
+        prelude=HIDE_SUBMITIT,
+    )
     assert res.returncode == 2, res.stderr
     assert "executor 'submitit' needs the 'submitit' package" in res.stderr
     assert "pip install 'robbench[submitit]'" in res.stderr
@@ -105,8 +128,11 @@ def test_missing_submitit_names_the_extra(write_suite, tmp_path: Path, zoo_dir) 
     assert not out.exists()  # refused before anything was written
 
 
-def test_submitit_without_slurm_is_refused_unless_local_jobs_are_asked_for(write_suite, tmp_path: Path,  # type: ignore[no-untyped-def]
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_submitit_without_slurm_is_refused_unless_local_jobs_are_asked_for(
+    write_suite,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     monkeypatch.setenv("PATH", str(bin_dir))  # no srun: no Slurm here
@@ -125,11 +151,20 @@ def test_submitit_without_slurm_is_refused_unless_local_jobs_are_asked_for(write
 
 
 # ---- the same rows, however split ------------------------------------------------------------------
-def test_process_pool_gives_the_rows_of_one_process_and_keeps_cascade_order(write_suite, tmp_path: Path, zoo_dir) -> None:  # type: ignore[no-untyped-def]
+def test_process_pool_gives_the_rows_of_one_process_and_keeps_cascade_order(
+    write_suite, tmp_path: Path, zoo_dir
+) -> None:  # type: ignore[no-untyped-def]
     # cascade: PGD5 reads the stored PGD2 rows of its samples, so its units must wait for all of PGD2's
-    path = write_suite(_suite(attacks=[{"id": "clean", "name": "clean"}, {"id": "PGD2", "name": "pgd", "params": {"steps": 2}},
-                                       {"id": "PGD5", "name": "pgd", "params": {"steps": 5}}],
-                              evaluation={"batch_size": 16, "cascade": True}))
+    path = write_suite(
+        _suite(
+            attacks=[
+                {"id": "clean", "name": "clean"},
+                {"id": "PGD2", "name": "pgd", "params": {"steps": 2}},
+                {"id": "PGD5", "name": "pgd", "params": {"steps": 5}},
+            ],
+            evaluation={"batch_size": 16, "cascade": True},
+        )
+    )
     run(path, out=tmp_path / "one", quiet=True, shard_size=8)
     rep = run(path, out=tmp_path / "pool", quiet=True, shard_size=8, executor="local", workers=2)
     assert rep.rows_written == 5 * 24 and not rep.failures
@@ -142,17 +177,24 @@ def test_process_pool_gives_the_rows_of_one_process_and_keeps_cascade_order(writ
 
 
 def test_a_process_pool_computes_the_checks_beside_the_units_and_gets_those_of_one_process(  # type: ignore[no-untyped-def]
-        write_suite, tmp_path: Path, zoo_dir) -> None:
+    write_suite, tmp_path: Path, zoo_dir
+) -> None:
     # a stochastic defense attacked without EoT (a randomness flag) beside the undefended classifier
-    path = write_suite(_suite(defenses=[{"name": "none"}, {"name": "random_noise", "params": {"sigma": 0.05}}],
-                              attacks=[{"id": "PGD2", "name": "pgd", "params": {"steps": 2}}],
-                              data={"dataset": "digits", "n_samples": 16}))
+    path = write_suite(
+        _suite(
+            defenses=[{"name": "none"}, {"name": "random_noise", "params": {"sigma": 0.05}}],
+            attacks=[{"id": "PGD2", "name": "pgd", "params": {"steps": 2}}],
+            data={"dataset": "digits", "n_samples": 16},
+        )
+    )
     run(path, out=tmp_path / "one", quiet=True, shard_size=8)
     run(path, out=tmp_path / "pool", quiet=True, shard_size=8, executor="local", workers=2)
     assert _execution(tmp_path / "one")["checks_in_workers"] == []
     assert _execution(tmp_path / "pool")["checks_in_workers"] == ["none", "random_noise"]
     one, pool = (ResultsDir(tmp_path / d).read_manifest()["checks"] for d in ("one", "pool"))  # type: ignore[index]
-    assert [(c["check"], c["status"], c["subject"]) for c in one] == [(c["check"], c["status"], c["subject"]) for c in pool]
+    assert [(c["check"], c["status"], c["subject"]) for c in one] == [
+        (c["check"], c["status"], c["subject"]) for c in pool
+    ]
     assert any(c["check"] == "randomness" and c["status"] == "flag" and c["subject"] == "random_noise" for c in pool)
     assert any(c["check"] == "large-eps" for c in pool)  # the computed large-eps attack ran in a worker
     for a, b in zip(one, pool):  # the numbers too (the coordinator may use more threads: last bits may differ)
@@ -161,7 +203,9 @@ def test_a_process_pool_computes_the_checks_beside_the_units_and_gets_those_of_o
                 assert b[k] == pytest.approx(v, rel=1e-4, abs=1e-6), (a, b)
 
 
-def test_submitit_local_jobs_give_the_same_rows_and_rerun_submits_only_missing(write_suite, tmp_path: Path, zoo_dir) -> None:  # type: ignore[no-untyped-def]
+def test_submitit_local_jobs_give_the_same_rows_and_rerun_submits_only_missing(
+    write_suite, tmp_path: Path, zoo_dir
+) -> None:  # type: ignore[no-untyped-def]
     path = write_suite(_suite())
     run(path, out=tmp_path / "one", quiet=True, shard_size=8)
     out = tmp_path / "jobs"
@@ -183,15 +227,23 @@ def test_submitit_local_jobs_give_the_same_rows_and_rerun_submits_only_missing(w
 # ---- failures ------------------------------------------------------------------------------------------
 def _faulty_suite(params: dict) -> dict:  # type: ignore[type-arg]
     # digits test labels 0..39: label 3 sits at positions 3, 17, 21, 33 -> units 0, 2, 4 of five (8 each)
-    return base_suite(attacks=[{"id": "clean", "name": "clean"}, {"id": "faulty", "name": "test_faulty", "params": params}],
-                      evaluation={"batch_size": 8})
+    return base_suite(
+        attacks=[{"id": "clean", "name": "clean"}, {"id": "faulty", "name": "test_faulty", "params": params}],
+        evaluation={"batch_size": 8},
+    )
 
 
-def test_a_failing_unit_is_retried_then_recorded_and_the_rest_continues(write_suite, tmp_path: Path, zoo_dir,  # type: ignore[no-untyped-def]
-                                                                     faulty_plugin: Path) -> None:
+def test_a_failing_unit_is_retried_then_recorded_and_the_rest_continues(
+    write_suite,
+    tmp_path: Path,
+    zoo_dir,  # type: ignore[no-untyped-def]
+    faulty_plugin: Path,
+) -> None:
     path = write_suite(_faulty_suite({"fail_labels": [3]}))
     out = tmp_path / "res"
-    res = _cli(["run", str(path), "--out", str(out), "--quiet", "--shard-size", "8", "--table", "csv"], tmp_path, faulty_plugin)
+    res = _cli(
+        ["run", str(path), "--out", str(out), "--quiet", "--shard-size", "8", "--table", "csv"], tmp_path, faulty_plugin
+    )
     assert res.returncode == 3, res.stderr
     assert "unit failed after 3 attempts: RuntimeError: faulty attack" in res.stderr
     df = ResultsDir(out).read_rows()
@@ -207,8 +259,11 @@ def test_a_failing_unit_is_retried_then_recorded_and_the_rest_continues(write_su
     assert json.loads((out / "manifest.json").read_text())["status"] == "failed"
     assert "none,faulty" in res.stdout  # the table is still printed
     # the rerun retries exactly the failed units (they fail again) and keeps one row per key
-    res = _cli(["run", str(path), "--out", str(out), "--quiet", "--shard-size", "8", "--max-retries", "0",
-                "--table", "none"], tmp_path, faulty_plugin)
+    res = _cli(
+        ["run", str(path), "--out", str(out), "--quiet", "--shard-size", "8", "--max-retries", "0", "--table", "none"],
+        tmp_path,
+        faulty_plugin,
+    )
     assert res.returncode == 3
     ex = _execution(out)
     assert ex["rounds"] == [3] and ex["failed_units"] == 3
@@ -216,11 +271,19 @@ def test_a_failing_unit_is_retried_then_recorded_and_the_rest_continues(write_su
     assert len(df) == 80 and df["error"].str.contains("after 1 attempt:").sum() == 24
 
 
-def test_a_transient_failure_is_retried_and_leaves_no_trace(write_suite, tmp_path: Path, zoo_dir,  # type: ignore[no-untyped-def]
-                                                           faulty_plugin: Path) -> None:
+def test_a_transient_failure_is_retried_and_leaves_no_trace(
+    write_suite,
+    tmp_path: Path,
+    zoo_dir,  # type: ignore[no-untyped-def]
+    faulty_plugin: Path,
+) -> None:
     path = write_suite(_faulty_suite({"fail_labels": [3], "fail_once_dir": str(tmp_path / "markers")}))
     out = tmp_path / "res"
-    res = _cli(["run", str(path), "--out", str(out), "--quiet", "--shard-size", "8", "--table", "none"], tmp_path, faulty_plugin)
+    res = _cli(
+        ["run", str(path), "--out", str(out), "--quiet", "--shard-size", "8", "--table", "none"],
+        tmp_path,
+        faulty_plugin,
+    )
     assert res.returncode == 0, res.stderr
     df = ResultsDir(out).read_rows()
     assert len(df) == 80 and df["error"].isna().all()
@@ -228,33 +291,62 @@ def test_a_transient_failure_is_retried_and_leaves_no_trace(write_suite, tmp_pat
     assert ex["retries"] == 3 and ex["failed_units"] == 0
 
 
-def test_pool_workers_see_the_environment_of_the_run_not_of_their_fork_server(write_suite, tmp_path: Path,  # type: ignore[no-untyped-def]
-                                                                               zoo_dir, faulty_plugin: Path) -> None:
+def test_pool_workers_see_the_environment_of_the_run_not_of_their_fork_server(
+    write_suite,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+    zoo_dir,
+    faulty_plugin: Path,
+) -> None:
     # the fork server starts before the variable is set (as the CLI starts it before planning, and as an
     # earlier run of the same process leaves it); the workers it forks must still see the run's environment
     path = write_suite(_faulty_suite({"env_probe": "ROBBENCH_TEST_PROBE", "probe_dir": str(tmp_path / "probe")}))
-    code = (f"import os, time\nfrom robbench.executors import prestart_workers\nfrom robbench.api import run\n"
-            f"if __name__ == '__main__':\n    prestart_workers()\n    time.sleep(1)\n"
-            f"    os.environ['ROBBENCH_TEST_PROBE'] = 'set after the server started'\n"
-            f"    run({str(path)!r}, out={str(tmp_path / 'res')!r}, quiet=True, shard_size=8, workers=2, threads=1)\n"
-            f"    print(os.getpid())\n")
+    code = (
+        f"import os, time\nfrom robbench.run.backends.pool import prestart_workers\nfrom robbench.api import run\n"
+        f"if __name__ == '__main__':\n    prestart_workers()\n    time.sleep(1)\n"
+        f"    os.environ['ROBBENCH_TEST_PROBE'] = 'set after the server started'\n"
+        f"    run({str(path)!r}, out={str(tmp_path / 'res')!r}, quiet=True, shard_size=8, workers=2, threads=1)\n"
+        f"    print(os.getpid())\n"
+    )
     script = tmp_path / "probe_run.py"
     script.write_text(code)
     env = {**os.environ, "PYTHONPATH": str(faulty_plugin)}
     env.pop("ROBBENCH_TEST_PROBE", None)
-    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    res = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600
+    )
     assert res.returncode == 0, res.stderr
     probes = {f.name: f.read_text() for f in (tmp_path / "probe").iterdir()}
     assert probes and set(probes.values()) == {"set after the server started"}, probes
     assert f"pid-{res.stdout.strip()}" not in probes  # the units ran in the workers, not in the script
 
 
-def test_a_dead_worker_is_replaced_and_only_its_unit_is_charged(write_suite, tmp_path: Path, zoo_dir,  # type: ignore[no-untyped-def]
-                                                               faulty_plugin: Path) -> None:
+def test_a_dead_worker_is_replaced_and_only_its_unit_is_charged(
+    write_suite,
+    tmp_path: Path,
+    zoo_dir,  # type: ignore[no-untyped-def]
+    faulty_plugin: Path,
+) -> None:
     path = write_suite(_faulty_suite({"crash_labels": [3]}))
     out = tmp_path / "res"
-    res = _cli(["run", str(path), "--out", str(out), "--quiet", "--shard-size", "8", "--workers", "2",
-                "--max-retries", "1", "--table", "none"], tmp_path, faulty_plugin)
+    res = _cli(
+        [
+            "run",
+            str(path),
+            "--out",
+            str(out),
+            "--quiet",
+            "--shard-size",
+            "8",
+            "--workers",
+            "2",
+            "--max-retries",
+            "1",
+            "--table",
+            "none",
+        ],
+        tmp_path,
+        faulty_plugin,
+    )
     assert res.returncode == 3, res.stderr
     df = ResultsDir(out).read_rows()
     bad = df[df["error"].notna()]
@@ -264,12 +356,19 @@ def test_a_dead_worker_is_replaced_and_only_its_unit_is_charged(write_suite, tmp
     assert ex["failed_units"] == 3 and ex["retries"] == 3
 
 
-def test_a_fatal_error_in_a_worker_stops_the_run_with_its_message(write_suite, tmp_path: Path, zoo_dir,  # type: ignore[no-untyped-def]
-                                                                  faulty_plugin: Path) -> None:
+def test_a_fatal_error_in_a_worker_stops_the_run_with_its_message(
+    write_suite,
+    tmp_path: Path,
+    zoo_dir,  # type: ignore[no-untyped-def]
+    faulty_plugin: Path,
+) -> None:
     path = write_suite(_faulty_suite({"fatal_labels": [3]}))
     out = tmp_path / "res"
-    res = _cli(["run", str(path), "--out", str(out), "--quiet", "--shard-size", "8", "--workers", "2",
-                "--table", "none"], tmp_path, faulty_plugin)
+    res = _cli(
+        ["run", str(path), "--out", str(out), "--quiet", "--shard-size", "8", "--workers", "2", "--table", "none"],
+        tmp_path,
+        faulty_plugin,
+    )
     assert res.returncode == 2, res.stderr
     assert "faulty attack: the data went away" in res.stderr and "put the data back" in res.stderr
     manifest = ResultsDir(out).read_manifest() or {}
@@ -278,12 +377,37 @@ def test_a_fatal_error_in_a_worker_stops_the_run_with_its_message(write_suite, t
     assert df["error"].isna().all()  # what finished is kept; no failure rows for a fatal error
 
 
-def test_submitit_jobs_retry_a_failing_unit_then_record_it_and_finish_the_rest(write_suite, tmp_path: Path, zoo_dir,  # type: ignore[no-untyped-def]
-                                                                                 faulty_plugin: Path) -> None:
+def test_submitit_jobs_retry_a_failing_unit_then_record_it_and_finish_the_rest(
+    write_suite,
+    tmp_path: Path,
+    zoo_dir,  # type: ignore[no-untyped-def]
+    faulty_plugin: Path,
+) -> None:
     path = write_suite(_faulty_suite({"fail_labels": [3]}))
     out = tmp_path / "res"
-    res = _cli(["run", str(path), "--out", str(out), "--quiet", "--shard-size", "8", "--executor", "submitit",
-                "--cluster", "local", "--shards", "2", "--max-retries", "1", "--table", "none"], tmp_path, faulty_plugin)
+    res = _cli(
+        [
+            "run",
+            str(path),
+            "--out",
+            str(out),
+            "--quiet",
+            "--shard-size",
+            "8",
+            "--executor",
+            "submitit",
+            "--cluster",
+            "local",
+            "--shards",
+            "2",
+            "--max-retries",
+            "1",
+            "--table",
+            "none",
+        ],
+        tmp_path,
+        faulty_plugin,
+    )
     assert res.returncode == 3, res.stderr
     assert "unit failed after 2 attempts: RuntimeError: faulty attack" in res.stderr
     df = ResultsDir(out).read_rows()
@@ -298,12 +422,37 @@ def test_submitit_jobs_retry_a_failing_unit_then_record_it_and_finish_the_rest(w
 
 
 @pytest.mark.slow
-def test_a_crashing_submitit_job_charges_only_the_unit_it_died_on(write_suite, tmp_path: Path, zoo_dir,  # type: ignore[no-untyped-def]
-                                                                  faulty_plugin: Path) -> None:
+def test_a_crashing_submitit_job_charges_only_the_unit_it_died_on(
+    write_suite,
+    tmp_path: Path,
+    zoo_dir,  # type: ignore[no-untyped-def]
+    faulty_plugin: Path,
+) -> None:
     path = write_suite(_faulty_suite({"crash_labels": [3]}))
     out = tmp_path / "res"
-    res = _cli(["run", str(path), "--out", str(out), "--quiet", "--shard-size", "8", "--executor", "submitit",
-                "--cluster", "local", "--shards", "1", "--max-retries", "0", "--table", "none"], tmp_path, faulty_plugin)
+    res = _cli(
+        [
+            "run",
+            str(path),
+            "--out",
+            str(out),
+            "--quiet",
+            "--shard-size",
+            "8",
+            "--executor",
+            "submitit",
+            "--cluster",
+            "local",
+            "--shards",
+            "1",
+            "--max-retries",
+            "0",
+            "--table",
+            "none",
+        ],
+        tmp_path,
+        faulty_plugin,
+    )
     assert res.returncode == 3, res.stderr
     df = ResultsDir(out).read_rows()
     bad = df[df["error"].notna()]

@@ -13,14 +13,16 @@ import pandas as pd
 import pytest
 import torch
 
-from robbench import registry
 from robbench.api import run
-from robbench.results import ResultsDir
+from robbench.core import registry
+from robbench.results.store import ResultsDir
 from tests.conftest import base_suite
 
 DEVICE = os.environ.get("ROBBENCH_TEST_DEVICE", "cuda")
-pytestmark = pytest.mark.skipif(DEVICE.startswith("cuda") and not torch.cuda.is_available(),
-                                reason="needs a CUDA device (ROBBENCH_TEST_DEVICE=cpu for a CPU dry run)")
+pytestmark = pytest.mark.skipif(
+    DEVICE.startswith("cuda") and not torch.cuda.is_available(),
+    reason="needs a CUDA device (ROBBENCH_TEST_DEVICE=cpu for a CPU dry run)",
+)
 
 #: purifiers exercised on the device when registered: a deterministic score purifier, a stochastic diffusion one
 PURIFIERS = ("pursamere", "diffpure")
@@ -28,15 +30,31 @@ PURIFIERS = ("pursamere", "diffpure")
 
 def _suite() -> dict:  # type: ignore[type-arg]
     purifiers = [n for n in PURIFIERS if n in registry.defenses.names()]
-    defenses = [{"name": "none"}] + [{"name": n, "params": dict(registry.defenses.get(n).example_params)} for n in purifiers]
-    attacks: list[dict] = [{"id": "clean", "name": "clean"},  # type: ignore[type-arg]
-                           {"id": "PGD5", "name": "pgd", "params": {"steps": 5}, "defenses": ["none"]}]
+    defenses = [{"name": "none"}] + [
+        {"name": n, "params": dict(registry.defenses.get(n).example_params)} for n in purifiers
+    ]
+    attacks: list[dict] = [
+        {"id": "clean", "name": "clean"},  # type: ignore[type-arg]
+        {"id": "PGD5", "name": "pgd", "params": {"steps": 5}, "defenses": ["none"]},
+    ]
     if purifiers:
-        attacks.append({"id": "BPDA3-det", "name": "pgd", "params": {"steps": 3}, "gradient": "bpda",
-                        "randomness": "det", "defenses": purifiers})
-    return base_suite(threats=[{"norm": "linf", "eps": 0.1}, {"norm": "l2", "eps": 0.5}], defenses=defenses,
-                      attacks=attacks, data={"dataset": "digits", "n_samples": 32},
-                      evaluation={"batch_size": 16, "draws": 2})
+        attacks.append(
+            {
+                "id": "BPDA3-det",
+                "name": "pgd",
+                "params": {"steps": 3},
+                "gradient": "bpda",
+                "randomness": "det",
+                "defenses": purifiers,
+            }
+        )
+    return base_suite(
+        threats=[{"norm": "linf", "eps": 0.1}, {"norm": "l2", "eps": 0.5}],
+        defenses=defenses,
+        attacks=attacks,
+        data={"dataset": "digits", "n_samples": 32},
+        evaluation={"batch_size": 16, "draws": 2},
+    )
 
 
 def _rows(out: Path) -> pd.DataFrame:

@@ -13,9 +13,19 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from robbench.cli import app
-from tests.rowtools import (RUN_ARGS, assert_same_rows, keys, pgd_suite, raw_rows, run_cli, shard_files, sigkill, start,
-                            wait_for)
+from robbench.cli.app import app
+from tests.rowtools import (
+    RUN_ARGS,
+    assert_same_rows,
+    keys,
+    pgd_suite,
+    raw_rows,
+    run_cli,
+    shard_files,
+    sigkill,
+    start,
+    wait_for,
+)
 
 N, SHARD = 16, 4  # RUN_ARGS stores shards of 4 samples
 ARGS = RUN_ARGS
@@ -64,13 +74,15 @@ def _resume(workdir: Path, out: Path) -> str:
     return res.stderr
 
 
-def test_sigkill_during_attacks_then_resume_gives_identical_rows(workdir: Path, reference: list[dict[str, Any]]) -> None:
+def test_sigkill_during_attacks_then_resume_gives_identical_rows(
+    workdir: Path, reference: list[dict[str, Any]]
+) -> None:
     out = workdir / "attack-kill"
     suite = workdir / "suite.yaml"
     stored_at_kill = []
     for k, min_pgd_shards in enumerate((1, 3)):
         proc = start(_run_args(suite, out), workdir, f"attack-{k}")
-        wait_for(proc, "the manifest", lambda: (out / "manifest.json").is_file())
+        wait_for(proc, "the manifest", (out / "manifest.json").is_file)
         cell = _pgd_cell(out)
         # the moment a PGD shard lands the run is inside the next unit's attack (0.5 s of PGD, 1 ms of writing)
         wait_for(proc, f"{min_pgd_shards} PGD shards", lambda c=cell, n=min_pgd_shards: _n_shards(out, c) >= n)

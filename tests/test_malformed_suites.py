@@ -70,7 +70,9 @@ def _call(path: Path, base: Path, plugin: Path) -> Outcome:
             out.write_bytes(FOREIGN_CONTENT)
         args = ["run", str(path), "--out", str(out), "--quiet"]
     res = run_cli(args, cwd, pythonpath=plugin)
-    left = sorted(str(p.relative_to(home)) for p in home.rglob("*") if p != cwd and not (out and (p == out or out in p.parents)))
+    left = sorted(
+        str(p.relative_to(home)) for p in home.rglob("*") if p != cwd and not (out and (p == out or out in p.parents))
+    )
     return Outcome(res.returncode, res.stdout, res.stderr, cwd, out, left)
 
 
@@ -125,9 +127,11 @@ def test_malformed_suite_exits_2_with_one_line_naming_the_problem(path: Path, ou
 def test_structural_errors_are_reported_without_loading_torch(tmp_path: Path) -> None:
     """Syntax, type, key and budget errors come back at once: the suite's structure is checked before
     anything imports torch (the registry and data checks come after)."""
-    code = ("import sys\nfrom robbench.errors import SuiteError\nfrom robbench.suite import read_suite\n"
-            f"try:\n    read_suite({str(CORPUS / 'eps_negative.yaml')!r})\nexcept SuiteError as e:\n    print(e.message)\n"
-            "print('torch' in sys.modules)")
+    code = (
+        "import sys\nfrom robbench.errors import SuiteError\nfrom robbench.suite import read_suite\n"
+        f"try:\n    read_suite({str(CORPUS / 'eps_negative.yaml')!r})\nexcept SuiteError as e:\n    print(e.message)\n"
+        "print('torch' in sys.modules)"
+    )
     import subprocess
     import sys
 

@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
+from robbench.core.registry import models
+from robbench.core.seeding import generator
 from robbench.models import build_model, init_weights
 from robbench.models.generative import DiffusionModel, ScoreModel, tweedie
-from robbench.registry import models
-from robbench.seeding import generator
 
 ARCHS = models.names()
 

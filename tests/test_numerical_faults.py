@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from robbench.faults import CONTAINMENT, NONFINITE_IMAGE, NONFINITE_LOGITS, fault_report, row_error
+from robbench.run.faults import CONTAINMENT, NONFINITE_IMAGE, NONFINITE_LOGITS, fault_report, row_error
 from tests.conftest import base_suite
 from tests.rowtools import raw_rows, run_cli
 
@@ -23,7 +23,9 @@ N = 12
 
 def _suite(tmp_path: Path, name: str, **kw: object) -> Path:
     p = tmp_path / f"{name}.yaml"
-    p.write_text(yaml.safe_dump(base_suite(name=name, data={"dataset": "digits", "n_samples": N}, **kw), sort_keys=False))
+    p.write_text(
+        yaml.safe_dump(base_suite(name=name, data={"dataset": "digits", "n_samples": N}, **kw), sort_keys=False)
+    )
     return p
 
 
@@ -31,14 +33,22 @@ def _by(rows: list[dict], **match: str) -> list[dict]:  # type: ignore[type-arg]
     return [r for r in rows if all(r[k] == v for k, v in match.items())]
 
 
-def test_nan_defense_is_reported_per_row_and_the_run_continues(tmp_path: Path, testplugin_path: Path, zoo_dir: Path) -> None:
-    suite = _suite(tmp_path, "nan", defenses=[
-        {"name": "none"},
-        {"name": "test_nan", "id": "nanpurify"},  # NaN image -> NaN logits and NaN gradients
-        {"name": "test_nan", "id": "inflogits", "params": {"where": "logits", "value": "inf", "min_mean": 0.3}},
-    ])
+def test_nan_defense_is_reported_per_row_and_the_run_continues(
+    tmp_path: Path, testplugin_path: Path, zoo_dir: Path
+) -> None:
+    suite = _suite(
+        tmp_path,
+        "nan",
+        defenses=[
+            {"name": "none"},
+            {"name": "test_nan", "id": "nanpurify"},  # NaN image -> NaN logits and NaN gradients
+            {"name": "test_nan", "id": "inflogits", "params": {"where": "logits", "value": "inf", "min_mean": 0.3}},
+        ],
+    )
     out = tmp_path / "out"
-    res = run_cli(["run", str(suite), "--out", str(out), "--quiet", "--table", "csv"], tmp_path, pythonpath=testplugin_path)
+    res = run_cli(
+        ["run", str(suite), "--out", str(out), "--quiet", "--table", "csv"], tmp_path, pythonpath=testplugin_path
+    )
     assert res.returncode == 0, res.stderr
     warnings = [ln for ln in res.stderr.splitlines() if ln.startswith("warning:")]
     assert any("defense 'nanpurify' (test_nan)" in w and f"for {N} of {N} samples" in w for w in warnings), res.stderr
@@ -62,16 +72,24 @@ def test_nan_defense_is_reported_per_row_and_the_run_continues(tmp_path: Path, t
     assert "nanpurify" in res.stdout  # the table is printed, with its error count
 
 
-def test_cheating_attacks_fail_loudly_and_keep_failing_on_resume(tmp_path: Path, testplugin_path: Path, zoo_dir: Path) -> None:
-    suite = _suite(tmp_path, "cheat", attacks=[
-        {"id": "PGD", "name": "pgd", "params": {"steps": 3}},
-        {"id": "cheat_ball", "name": "test_cheat", "params": {"mode": "ball"}},
-        {"id": "cheat_box", "name": "test_cheat", "params": {"mode": "box"}},
-        {"id": "cheat_nan", "name": "test_cheat", "params": {"mode": "nan"}},
-    ])
+def test_cheating_attacks_fail_loudly_and_keep_failing_on_resume(
+    tmp_path: Path, testplugin_path: Path, zoo_dir: Path
+) -> None:
+    suite = _suite(
+        tmp_path,
+        "cheat",
+        attacks=[
+            {"id": "PGD", "name": "pgd", "params": {"steps": 3}},
+            {"id": "cheat_ball", "name": "test_cheat", "params": {"mode": "ball"}},
+            {"id": "cheat_box", "name": "test_cheat", "params": {"mode": "box"}},
+            {"id": "cheat_nan", "name": "test_cheat", "params": {"mode": "nan"}},
+        ],
+    )
     out = tmp_path / "out"
     for attempt in ("first", "resumed"):
-        res = run_cli(["run", str(suite), "--out", str(out), "--quiet", "--table", "none"], tmp_path, pythonpath=testplugin_path)
+        res = run_cli(
+            ["run", str(suite), "--out", str(out), "--quiet", "--table", "none"], tmp_path, pythonpath=testplugin_path
+        )
         assert res.returncode == 3, (attempt, res.stderr)
         failed = [ln for ln in res.stderr.splitlines() if ln.startswith("failed:")]
         assert len(failed) == 3, (attempt, res.stderr)
@@ -91,16 +109,28 @@ def test_cheating_attacks_fail_loudly_and_keep_failing_on_resume(tmp_path: Path,
     assert manifest["status"] == "failed" and len(manifest["failures"]) == 3
 
 
-@pytest.mark.parametrize(("kw", "prefix"), [
-    ({"image_finite": False, "clean_logits_finite": True}, NONFINITE_IMAGE),
-    ({"image_finite": False, "clean_logits_finite": False}, NONFINITE_LOGITS),
-    ({"in_ball": False}, CONTAINMENT),
-    ({"adv_logits_finite": False}, NONFINITE_LOGITS),
-    ({}, None),
-])
+@pytest.mark.parametrize(
+    ("kw", "prefix"),
+    [
+        ({"image_finite": False, "clean_logits_finite": True}, NONFINITE_IMAGE),
+        ({"image_finite": False, "clean_logits_finite": False}, NONFINITE_LOGITS),
+        ({"in_ball": False}, CONTAINMENT),
+        ({"adv_logits_finite": False}, NONFINITE_LOGITS),
+        ({}, None),
+    ],
+)
 def test_row_error_classification(kw: dict[str, bool], prefix: str | None) -> None:
-    args = {"attack": "A", "defense": "D", "threat": "Linf 0.1", "image_finite": True, "in_ball": True,
-            "clean_logits_finite": True, "adv_logits_finite": True, "norm": 0.2, **kw}
+    args = {
+        "attack": "A",
+        "defense": "D",
+        "threat": "Linf 0.1",
+        "image_finite": True,
+        "in_ball": True,
+        "clean_logits_finite": True,
+        "adv_logits_finite": True,
+        "norm": 0.2,
+        **kw,
+    }
     err = row_error(**args)  # type: ignore[arg-type]
     assert (err is None) if prefix is None else err.startswith(prefix)
 
@@ -108,9 +138,16 @@ def test_row_error_classification(kw: dict[str, bool], prefix: str | None) -> No
 def test_fault_report_counts_per_cell() -> None:
     import pandas as pd
 
-    rows = pd.DataFrame({"cell": ["c1"] * 3 + ["c2"] * 2, "attack": ["A"] * 5, "attack_name": ["a"] * 5,
-                         "defense": ["D"] * 5, "defense_name": ["d"] * 5,
-                         "error": [f"{CONTAINMENT} x", None, None, f"{NONFINITE_LOGITS} y", None]})
+    rows = pd.DataFrame(
+        {
+            "cell": ["c1"] * 3 + ["c2"] * 2,
+            "attack": ["A"] * 5,
+            "attack_name": ["a"] * 5,
+            "defense": ["D"] * 5,
+            "defense_name": ["d"] * 5,
+            "error": [f"{CONTAINMENT} x", None, None, f"{NONFINITE_LOGITS} y", None],
+        }
+    )
     failures, warnings = fault_report(rows, {"c1": "D / A / Linf", "c2": "D / A / L2"})
     assert len(failures) == 1 and "D / A / Linf" in failures[0] and "1 of 3 samples" in failures[0]
     assert len(warnings) == 1 and "D / A / L2" in warnings[0] and "1 of 2 samples" in warnings[0]

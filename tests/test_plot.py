@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from robbench.cli import app
-from robbench.plot import plot_results, tradeoff_groups
+from robbench.cli.app import app
+from robbench.report.plot.results import plot_results
+from robbench.report.plot.tradeoff import tradeoff_groups
 from tests.conftest import base_suite, cli_env
 from tests.synth import bools, cell, write_results
 
@@ -39,13 +40,18 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory, zoo_dir) -> Path:  # type:
 
     d = tmp_path_factory.mktemp("plot")
     suite = base_suite(
-        name="plots", data={"dataset": "digits", "n_samples": 30},
+        name="plots",
+        data={"dataset": "digits", "n_samples": 30},
         threats=[{"norm": "linf", "eps": 0.05}, {"norm": "linf", "eps": 0.15}, {"norm": "l2", "eps": 1.0}],
-        defenses=[{"name": "none"}] + [{"name": "quantize", "id": f"q{k}", "params": {"levels": k}} for k in (16, 2, 4)],
-        attacks=[{"id": "clean", "name": "clean"}, {"id": "BPDA4", "name": "pgd", "params": {"steps": 4}, "gradient": "bpda",
-                                                     "defenses": ["q16", "q2", "q4"]},
-                 {"id": "PGD4", "name": "pgd", "params": {"steps": 4}, "defenses": ["none"]}],
-        evaluation={"batch_size": 30})
+        defenses=[{"name": "none"}]
+        + [{"name": "quantize", "id": f"q{k}", "params": {"levels": k}} for k in (16, 2, 4)],
+        attacks=[
+            {"id": "clean", "name": "clean"},
+            {"id": "BPDA4", "name": "pgd", "params": {"steps": 4}, "gradient": "bpda", "defenses": ["q16", "q2", "q4"]},
+            {"id": "PGD4", "name": "pgd", "params": {"steps": 4}, "defenses": ["none"]},
+        ],
+        evaluation={"batch_size": 30},
+    )
     path = d / "s.yaml"
     path.write_text(yaml.safe_dump(suite, sort_keys=False))
     assert not run(path, out=d / "res", quiet=True, checks=False).failures
@@ -63,7 +69,7 @@ def test_plot_all_kinds_from_a_real_run(run_dir: Path, tmp_path: Path) -> None:
 
 
 def test_tradeoff_group_read_from_the_manifest(run_dir: Path) -> None:
-    from robbench.summary import load_results
+    from robbench.results.load import load_results
 
     groups, skipped = tradeoff_groups(load_results(run_dir).manifest)
     assert len(groups) == 1 and not skipped
@@ -73,13 +79,17 @@ def test_tradeoff_group_read_from_the_manifest(run_dir: Path) -> None:
 
 
 def test_tradeoff_groups_need_exactly_one_varying_parameter() -> None:
-    manifest: dict[str, Any] = {"suite": {"defenses": [
-        {"name": "pursamere", "id": "a", "params": {"eps_pur": "16/255", "score_model": {"zoo": "m"}}},
-        {"name": "pursamere", "id": "b", "params": {"eps_pur": "8/255", "score_model": {"zoo": "m"}}},
-        {"name": "adp", "id": "c", "params": {"steps": 2, "noise_std": 0.1}},
-        {"name": "adp", "id": "d", "params": {"steps": 3, "noise_std": 0.2}},
-        {"name": "none", "id": "e", "params": {}},
-    ]}}
+    manifest: dict[str, Any] = {
+        "suite": {
+            "defenses": [
+                {"name": "pursamere", "id": "a", "params": {"eps_pur": "16/255", "score_model": {"zoo": "m"}}},
+                {"name": "pursamere", "id": "b", "params": {"eps_pur": "8/255", "score_model": {"zoo": "m"}}},
+                {"name": "adp", "id": "c", "params": {"steps": 2, "noise_std": 0.1}},
+                {"name": "adp", "id": "d", "params": {"steps": 3, "noise_std": 0.2}},
+                {"name": "none", "id": "e", "params": {}},
+            ]
+        }
+    }
     groups, skipped = tradeoff_groups(manifest)
     assert [(g.name, g.param, [m[0] for m in g.members]) for g in groups] == [("pursamere", "eps_pur", ["b", "a"])]
     assert len(skipped) == 1 and "'adp'" in skipped[0] and "noise_std" in skipped[0]
@@ -88,25 +98,40 @@ def test_tradeoff_groups_need_exactly_one_varying_parameter() -> None:
 def test_two_sweeps_of_one_defense_are_two_groups() -> None:
     """The fashion_mnist suite's shape: an eps_pur sweep at two learning rates, plus an L2 setting that
     differs in two parameters and belongs to no sweep."""
+
     def pur(i: str, eps: float, **extra: Any) -> dict[str, Any]:
         return {"name": "pursamere", "id": i, "params": {"score_model": "m", "eps_pur": eps, **extra}}
 
-    manifest: dict[str, Any] = {"suite": {"defenses": [
-        pur("a1", 0.1), pur("a2", 0.2), pur("a15", 0.15),
-        pur("b1", 0.1, lr_max=0.06), pur("b2", 0.2, lr_max=0.06),
-        pur("l2", 1.5, norm="l2"),
-    ]}}
+    manifest: dict[str, Any] = {
+        "suite": {
+            "defenses": [
+                pur("a1", 0.1),
+                pur("a2", 0.2),
+                pur("a15", 0.15),
+                pur("b1", 0.1, lr_max=0.06),
+                pur("b2", 0.2, lr_max=0.06),
+                pur("l2", 1.5, norm="l2"),
+            ]
+        }
+    }
     groups, skipped = tradeoff_groups(manifest)
     got = sorted((g.name, g.param, [m[0] for m in g.members]) for g in groups)
-    assert got == [("pursamere (lr_max 0.06)", "eps_pur", ["b1", "b2"]),
-                   ("pursamere (lr_max default)", "eps_pur", ["a1", "a15", "a2"])]
+    assert got == [
+        ("pursamere (lr_max 0.06)", "eps_pur", ["b1", "b2"]),
+        ("pursamere (lr_max default)", "eps_pur", ["a1", "a15", "a2"]),
+    ]
     assert not skipped
 
 
 def test_nothing_to_draw_is_a_clear_error(tmp_path: Path) -> None:
-    suite = {"name": "x", "data": {"dataset": "digits", "n_samples": 10}, "classifier": "digits-cnn",
-             "threats": [{"norm": "linf", "eps": 0.1}], "defenses": [{"name": "none"}],
-             "attacks": [{"id": "clean", "name": "clean"}]}
+    suite = {
+        "name": "x",
+        "data": {"dataset": "digits", "n_samples": 10},
+        "classifier": "digits-cnn",
+        "threats": [{"norm": "linf", "eps": 0.1}],
+        "defenses": [{"name": "none"}],
+        "attacks": [{"id": "clean", "name": "clean"}],
+    }
     res_dir = write_results(tmp_path / "r", suite, [cell("none", "clean", "none", 0.0, bools(9, 10))])
     res = runner.invoke(app, ["plot", str(res_dir), "--kind", "tradeoff", "--out", str(tmp_path / "p")])
     assert res.exit_code == 2 and "several settings of one parameter" in res.output
@@ -118,13 +143,24 @@ def test_nothing_to_draw_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_kind_all_skips_what_is_absent_and_says_so(tmp_path: Path) -> None:
-    suite = {"name": "x", "data": {"dataset": "digits", "n_samples": 10}, "classifier": "digits-cnn",
-             "threats": [{"norm": "linf", "eps": 0.1}, {"norm": "l1", "eps": 2}], "defenses": [{"name": "none"}],
-             "attacks": [{"id": "clean", "name": "clean"}, {"id": "P", "name": "pgd"}]}
+    suite = {
+        "name": "x",
+        "data": {"dataset": "digits", "n_samples": 10},
+        "classifier": "digits-cnn",
+        "threats": [{"norm": "linf", "eps": 0.1}, {"norm": "l1", "eps": 2}],
+        "defenses": [{"name": "none"}],
+        "attacks": [{"id": "clean", "name": "clean"}, {"id": "P", "name": "pgd"}],
+    }
     trace = [[1.0 + 0.1 * k for k in range(6)] for _ in range(10)]
-    res_dir = write_results(tmp_path / "r", suite, [cell("none", "clean", "none", 0.0, bools(9, 10)),
-                                                    cell("none", "P", "linf", 0.1, bools(5, 10), trace=trace),
-                                                    cell("none", "P", "l1", 2.0, bools(3, 10))])
+    res_dir = write_results(
+        tmp_path / "r",
+        suite,
+        [
+            cell("none", "clean", "none", 0.0, bools(9, 10)),
+            cell("none", "P", "linf", 0.1, bools(5, 10), trace=trace),
+            cell("none", "P", "l1", 2.0, bools(3, 10)),
+        ],
+    )
     result = plot_results(res_dir, out=tmp_path / "p")
     assert sorted(p.name for p in result.paths) == ["loss_trace.png", "robust_vs_eps.png"]
     assert len(result.skipped) == 1 and result.skipped[0].startswith("tradeoff:")
@@ -134,8 +170,10 @@ def test_kind_all_skips_what_is_absent_and_says_so(tmp_path: Path) -> None:
 
 
 def test_missing_matplotlib_names_the_extra(tmp_path: Path) -> None:
-    code = ("import sys; sys.modules['matplotlib'] = None; sys.argv = ['robbench', 'plot', sys.argv[1]]; "
-            "from robbench.cli import main; main()")
+    code = (
+        "import sys; sys.modules['matplotlib'] = None; sys.argv = ['robbench', 'plot', sys.argv[1]]; "
+        "from robbench.cli import main; main()"
+    )
     res = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, env=cli_env())
     assert res.returncode == 2, res.stderr
     assert "matplotlib" in res.stderr and "pip install 'robbench[plot]'" in res.stderr

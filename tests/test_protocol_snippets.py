@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from robbench.api import run, table
-from robbench.results import ResultsDir
+from robbench.results.store import ResultsDir
 from tests.conftest import ROOT, base_suite
 
 DIGITS_EPS = {"linf": 0.1, "l2": 1.0, "l1": 4.0}
@@ -26,8 +26,18 @@ def snippet() -> dict[str, Any]:
 def test_snippet_has_the_papers_protocols_and_budgets() -> None:
     doc = snippet()
     ids = [a["id"] for a in doc["attacks"]]
-    assert ids == ["clean", "gPGD20", "BPDA20-det", "BPDA200-det", "BPDA200-EoT20", "PGD100-EoT20-full", "AA-standard",
-                   "AA-rand", "square", "transfer-PGD20"]
+    assert ids == [
+        "clean",
+        "gPGD20",
+        "BPDA20-det",
+        "BPDA200-det",
+        "BPDA200-EoT20",
+        "PGD100-EoT20-full",
+        "AA-standard",
+        "AA-rand",
+        "square",
+        "transfer-PGD20",
+    ]
     assert doc["threats"] == [{"norm": "linf", "eps": "8/255"}, {"norm": "l2", "eps": 0.5}, {"norm": "l1", "eps": 12}]
 
 
@@ -56,9 +66,13 @@ def test_every_protocol_runs_on_digits(write_suite, tmp_path: Path, zoo_dir) -> 
     suite = base_suite(
         data={"dataset": "digits", "n_samples": 3},
         threats=[{"norm": t["norm"], "eps": DIGITS_EPS[t["norm"]]} for t in doc["threats"]],
-        defenses=[{"name": "none", "id": "undefended"}, {"name": "random_noise", "id": "purifier", "params": {"sigma": 0.1}}],
+        defenses=[
+            {"name": "none", "id": "undefended"},
+            {"name": "random_noise", "id": "purifier", "params": {"sigma": 0.1}},
+        ],
         attacks=[_quick(a) for a in doc["attacks"]],
-        evaluation={"batch_size": 3, "draws": 2})
+        evaluation={"batch_size": 3, "draws": 2},
+    )
     out = tmp_path / "res"
     report = run(write_suite(suite), out=out, quiet=True, checks=False, threads=1)
     assert not report.failures

@@ -15,8 +15,8 @@ import torch
 from typer.testing import CliRunner
 
 from robbench.api import run, table
-from robbench.cli import app
-from robbench.results import ResultsDir
+from robbench.cli.app import app
+from robbench.results.store import ResultsDir
 from tests.conftest import base_suite
 
 
@@ -43,11 +43,14 @@ def test_quantize_masks_gradients_falls_to_bpda_and_is_flagged(write_suite, tmp_
         data={"dataset": "digits", "n_samples": 48},
         threats=[{"norm": "linf", "eps": 0.1}],
         defenses=[{"name": "none"}, {"name": "quantize", "id": "q8", "params": {"levels": 8}}],
-        attacks=[{"id": "clean", "name": "clean"},
-                 {"id": "PGD20", "name": "pgd", "params": {"steps": 20}, "gradient": "full"},
-                 {"id": "BPDA20", "name": "pgd", "params": {"steps": 20}, "gradient": "bpda", "defenses": ["q8"]},
-                 {"id": "square", "name": "square", "params": {"n_queries": 100}, "defenses": ["q8"]}],
-        evaluation={"batch_size": 48})
+        attacks=[
+            {"id": "clean", "name": "clean"},
+            {"id": "PGD20", "name": "pgd", "params": {"steps": 20}, "gradient": "full"},
+            {"id": "BPDA20", "name": "pgd", "params": {"steps": 20}, "gradient": "bpda", "defenses": ["q8"]},
+            {"id": "square", "name": "square", "params": {"n_queries": 100}, "defenses": ["q8"]},
+        ],
+        evaluation={"batch_size": 48},
+    )
     out = tmp_path / "res"
     report = run(write_suite(suite), out=out, quiet=True, threads=1)
     assert not report.failures
@@ -78,9 +81,12 @@ def test_randomised_defense_robust_to_single_draw_loses_to_eot(write_suite, tmp_
         data={"dataset": "digits", "n_samples": 48},
         threats=[{"norm": "linf", "eps": 0.1}],
         defenses=[{"name": "random_phase", "id": "rp"}],
-        attacks=[{"id": "PGD10", "name": "pgd", "params": {"steps": 10}},
-                 {"id": "PGD10-EoT16", "name": "pgd", "params": {"steps": 10}, "eot": 16}],
-        evaluation={"batch_size": 48, "draws": 4, "scoring": "single"})
+        attacks=[
+            {"id": "PGD10", "name": "pgd", "params": {"steps": 10}},
+            {"id": "PGD10-EoT16", "name": "pgd", "params": {"steps": 10}, "eot": 16},
+        ],
+        evaluation={"batch_size": 48, "draws": 4, "scoring": "single"},
+    )
     out = tmp_path / "res"
     assert not run(write_suite(suite), out=out, quiet=True, threads=1).failures
     single = table(out, scoring="single")
@@ -101,8 +107,12 @@ def test_randomised_defense_robust_to_single_draw_loses_to_eot(write_suite, tmp_
 
 
 def test_single_draw_only_evaluation_of_a_randomised_defense_is_flagged(write_suite, tmp_path: Path, zoo_dir) -> None:  # type: ignore[no-untyped-def]
-    suite = base_suite(data={"dataset": "digits", "n_samples": 8}, defenses=[{"name": "random_noise", "params": {"sigma": 0.2}}],
-                       attacks=[{"id": "PGD3", "name": "pgd", "params": {"steps": 3}}], evaluation={"batch_size": 8})
+    suite = base_suite(
+        data={"dataset": "digits", "n_samples": 8},
+        defenses=[{"name": "random_noise", "params": {"sigma": 0.2}}],
+        attacks=[{"id": "PGD3", "name": "pgd", "params": {"steps": 3}}],
+        evaluation={"batch_size": 8},
+    )
     out = tmp_path / "res"
     run(write_suite(suite), out=out, quiet=True, threads=1)
     flagged = _flagged(_checks(out), "randomness", "random_noise")
@@ -111,17 +121,25 @@ def test_single_draw_only_evaluation_of_a_randomised_defense_is_flagged(write_su
 
 def test_unconverged_loss_curve_is_flagged(write_suite, tmp_path: Path, zoo_dir) -> None:  # type: ignore[no-untyped-def]
     # small steps: the margin of points near the boundary is still climbing when the attack stops
-    suite = base_suite(data={"dataset": "digits", "n_samples": 32},
-                       attacks=[{"id": "PGD10-small", "name": "pgd",
-                                 "params": {"steps": 10, "step_size": 0.004, "random_start": False, "loss": "margin"}}])
+    suite = base_suite(
+        data={"dataset": "digits", "n_samples": 32},
+        attacks=[
+            {
+                "id": "PGD10-small",
+                "name": "pgd",
+                "params": {"steps": 10, "step_size": 0.004, "random_start": False, "loss": "margin"},
+            }
+        ],
+    )
     out = tmp_path / "res"
     run(write_suite(suite), out=out, quiet=True, threads=1)
     flagged = _flagged(_checks(out), "loss-not-converged", "PGD10-small")
     assert flagged and flagged[0]["rising"] >= 1
 
 
-def _reference_pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int,
-                   random_start: bool) -> torch.Tensor:
+def _reference_pgd(
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int, random_start: bool
+) -> torch.Tensor:
     """Plain Madry et al. PGD (Linf): sign steps of 2.5 eps / steps, clip to the ball and [0,1]; last iterate."""
     alpha = 2.5 * eps / steps
     g = torch.Generator().manual_seed(1234)
@@ -135,12 +153,18 @@ def _reference_pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps
 
 
 @pytest.mark.parametrize("random_start", [True, False])
-def test_pgd_finds_at_least_as_many_as_a_reference_loop(random_start: bool, write_suite, tmp_path: Path,  # type: ignore[no-untyped-def]
-                                                        digits_classifier) -> None:
+def test_pgd_finds_at_least_as_many_as_a_reference_loop(
+    random_start: bool,
+    write_suite,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+    digits_classifier,
+) -> None:
     eps, steps, n = 0.1, 10, 120
-    suite = base_suite(data={"dataset": "digits", "n_samples": n},
-                       attacks=[{"id": "PGD", "name": "pgd", "params": {"steps": steps, "random_start": random_start}}],
-                       evaluation={"batch_size": 64})
+    suite = base_suite(
+        data={"dataset": "digits", "n_samples": n},
+        attacks=[{"id": "PGD", "name": "pgd", "params": {"steps": steps, "random_start": random_start}}],
+        evaluation={"batch_size": 64},
+    )
     out = tmp_path / "res"
     run(write_suite(suite), out=out, quiet=True, threads=1, checks=False)
     rows = ResultsDir(out).read_rows().sort_values("sample_index")

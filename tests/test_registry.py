@@ -9,14 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from robbench import registry
+from robbench.core import registry
 from robbench.errors import RegistryError
 from tests.conftest import install_plugin
 
 
 def _robbench(args: list[str], pythonpath: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONPATH=str(pythonpath))
-    return subprocess.run([sys.executable, "-m", "robbench.cli", *args], capture_output=True, text=True, env=env, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "robbench.cli", *args], capture_output=True, text=True, env=env, cwd=cwd
+    )
 
 
 @pytest.fixture
@@ -50,13 +52,25 @@ def test_plugin_package_is_discovered_and_runs(plugin_path: Path, tmp_path: Path
     assert "test_blur" in ls.stdout and "Box blur" in ls.stdout
     from tests.conftest import base_suite
 
-    suite = base_suite(defenses=[{"name": "test_blur", "params": {"kernel": 3}}],
-                       attacks=[{"id": "noise", "name": "test_noise"}], data={"dataset": "digits", "n_samples": 8})
+    suite = base_suite(
+        defenses=[{"name": "test_blur", "params": {"kernel": 3}}],
+        attacks=[{"id": "noise", "name": "test_noise"}],
+        data={"dataset": "digits", "n_samples": 8},
+    )
     path = write_suite(suite)
-    res = _robbench(["run", str(path), "--out", str(tmp_path / "res"), "--quiet", "--table", "csv"], plugin_path, tmp_path)
+    res = _robbench(
+        ["run", str(path), "--out", str(tmp_path / "res"), "--quiet", "--table", "csv"], plugin_path, tmp_path
+    )
     assert res.returncode == 0, res.stderr
     assert "test_blur,noise" in res.stdout
-    bad = _robbench(["validate", str(write_suite(dict(suite, defenses=[{"name": "test_blur", "params": {"kernel": 99}}]), "bad.yaml"))], plugin_path, tmp_path)
+    bad = _robbench(
+        [
+            "validate",
+            str(write_suite(dict(suite, defenses=[{"name": "test_blur", "params": {"kernel": 99}}]), "bad.yaml")),
+        ],
+        plugin_path,
+        tmp_path,
+    )
     assert bad.returncode == 2 and "kernel" in bad.stderr
 
 

@@ -20,7 +20,7 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from robbench.cli import app
+from robbench.cli.app import app
 from tests.conftest import base_suite
 from tests.rowtools import TIMING, assert_same_rows, comparable, keys, raw_rows, run_cli
 
@@ -28,12 +28,16 @@ N = 12
 #: diagnostics that BLAS kernels (which block by batch size) may change in the last bits
 FLOAT_DIAGNOSTICS = ("pert_norm", "pert_linf", "loss_trace")
 STOCHASTIC = base_suite(
-    name="repro", seed=7, data={"dataset": "digits", "split": "test", "n_samples": N},
+    name="repro",
+    seed=7,
+    data={"dataset": "digits", "split": "test", "n_samples": N},
     threats=[{"norm": "linf", "eps": 0.1}, {"norm": "l2", "eps": 0.5}],
     defenses=[{"name": "none"}, {"name": "test_gauss", "id": "gauss", "params": {"sigma": 0.2}}],
-    attacks=[{"id": "clean", "name": "clean"},
-             {"id": "PGD-EoT", "name": "pgd", "params": {"steps": 4}, "eot": 2},
-             {"id": "PGD-det", "name": "pgd", "params": {"steps": 4}, "randomness": "det"}],
+    attacks=[
+        {"id": "clean", "name": "clean"},
+        {"id": "PGD-EoT", "name": "pgd", "params": {"steps": 4}, "eot": 2},
+        {"id": "PGD-det", "name": "pgd", "params": {"steps": 4}, "randomness": "det"},
+    ],
     evaluation={"batch_size": 5, "draws": 3},
 )
 
@@ -44,8 +48,12 @@ def runs(tmp_path_factory: pytest.TempPathFactory, testplugin_path: Path, zoo_di
     d = tmp_path_factory.mktemp("repro")
     (d / "suite.yaml").write_text(yaml.safe_dump(STOCHASTIC, sort_keys=False))
     for name, hashseed, extra in (("a", "1", []), ("b", "2", []), ("c", "3", ["--batch-size", "2"])):
-        res = run_cli(["run", str(d / "suite.yaml"), "--out", str(d / name), "--quiet", "--table", "none", *extra],
-                      d, pythonpath=testplugin_path, PYTHONHASHSEED=hashseed)
+        res = run_cli(
+            ["run", str(d / "suite.yaml"), "--out", str(d / name), "--quiet", "--table", "none", *extra],
+            d,
+            pythonpath=testplugin_path,
+            PYTHONHASHSEED=hashseed,
+        )
         assert res.returncode == 0, res.stderr
     return d
 
@@ -54,7 +62,9 @@ def test_same_suite_twice_identical_rows_with_a_stochastic_defense(runs: Path) -
     a = raw_rows(runs / "a")
     assert len(a) == len(set(keys(a))) == 2 * 5 * N  # 2 defenses x (clean + 2 attacks x 2 threats)
     gauss = [r for r in a if r["defense"] == "gauss"]
-    assert all(r["stochastic"] and len(r["adv_correct_draws"]) == (3 if r["randomness"] == "fresh" else 1) for r in gauss)
+    assert all(
+        r["stochastic"] and len(r["adv_correct_draws"]) == (3 if r["randomness"] == "fresh" else 1) for r in gauss
+    )
     assert {r["eot"] for r in gauss if r["attack"] == "PGD-EoT"} == {2}
     # the draws really differ (the defense is random), yet both processes agree on every one of them
     assert any(len(set(r["clean_correct_draws"])) > 1 for r in gauss)
@@ -81,15 +91,23 @@ def test_manifest_records_what_a_rerun_needs_and_the_rerun_reproduces(runs: Path
     assert m["device"] == "cpu" and m["deterministic"] is False and m["threads"] >= 1
     assert "git_sha" in m and "git_dirty" in m and f"run {runs / 'suite.yaml'} --out {out}" in m["command"]
     assert len(m["checkpoints"]["classifier"]) == 64  # the sha256 of the classifier's weights
-    assert len(m["cells"]) == 10 and all({"id", "defense", "attack", "eps", "draws", "eot"} <= set(c) for c in m["cells"])
+    assert len(m["cells"]) == 10 and all(
+        {"id", "defense", "attack", "eps", "draws", "eot"} <= set(c) for c in m["cells"]
+    )
     # rerun from the results directory alone: the stored suite text, the recorded command
     rerun = shlex.split(m["rerun"])
     assert rerun[:3] == ["robbench", "run", str(out / "suite.yaml")] and "NEW_OUT" in rerun
     elsewhere = runs / "elsewhere"
     elsewhere.mkdir()
     (elsewhere / "copied.yaml").write_text(m["suite_text"])
-    args = [str(elsewhere / "copied.yaml") if a == str(out / "suite.yaml") else str(elsewhere / "rerun") if a == "NEW_OUT"
-            else a for a in rerun[2:]]
+    args = [
+        str(elsewhere / "copied.yaml")
+        if a == str(out / "suite.yaml")
+        else str(elsewhere / "rerun")
+        if a == "NEW_OUT"
+        else a
+        for a in rerun[2:]
+    ]
     res = run_cli(["run", *args, "--quiet", "--table", "none"], elsewhere, pythonpath=testplugin_path)
     assert res.returncode == 0, res.stderr
     assert_same_rows(elsewhere / "rerun", raw_rows(out))
@@ -99,7 +117,9 @@ def test_deterministic_mode_is_recorded_and_restored(tmp_path: Path, write_suite
     suite = write_suite(base_suite(data={"dataset": "digits", "n_samples": 8}))
     runner = CliRunner()
     for name, extra in (("plain", []), ("det", ["--deterministic"])):
-        res = runner.invoke(app, ["run", str(suite), "--out", str(tmp_path / name), "--quiet", "--table", "none", *extra])
+        res = runner.invoke(
+            app, ["run", str(suite), "--out", str(tmp_path / name), "--quiet", "--table", "none", *extra]
+        )
         assert res.exit_code == 0, res.output
     assert not torch.are_deterministic_algorithms_enabled(), "the flag must not leak out of the run"
     m = json.loads((tmp_path / "det" / "manifest.json").read_text())

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pandas as pd
 
 from robbench.api import run, table
-from robbench.results import ResultsDir
+from robbench.results.store import ResultsDir
 from tests.conftest import base_suite
 
 
@@ -44,8 +45,11 @@ def test_same_suite_twice_and_other_batch_size_give_identical_rows(write_suite, 
 
 def test_pgd_below_clean_and_non_increasing_in_eps(write_suite, tmp_path: Path, zoo_dir) -> None:  # type: ignore[no-untyped-def]
     eps = [0.02, 0.05, 0.1, 0.2]
-    suite = base_suite(threats=[{"norm": "linf", "eps": e} for e in eps], data={"dataset": "digits", "n_samples": 120},
-                       attacks=[{"id": "clean", "name": "clean"}, {"id": "PGD10", "name": "pgd", "params": {"steps": 10}}])
+    suite = base_suite(
+        threats=[{"norm": "linf", "eps": e} for e in eps],
+        data={"dataset": "digits", "n_samples": 120},
+        attacks=[{"id": "clean", "name": "clean"}, {"id": "PGD10", "name": "pgd", "params": {"steps": 10}}],
+    )
     out = tmp_path / "res"
     run(write_suite(suite), out=out, quiet=True)
     summary = table(out)
@@ -53,5 +57,5 @@ def test_pgd_below_clean_and_non_increasing_in_eps(write_suite, tmp_path: Path, 
     pgd = summary[summary.attack == "PGD10"].sort_values("eps")["accuracy"].tolist()
     assert clean > 0.9
     assert pgd[0] < clean
-    assert all(b <= a for a, b in zip(pgd, pgd[1:])), pgd
+    assert all(b <= a for a, b in itertools.pairwise(pgd)), pgd
     assert pgd[-1] < 0.2

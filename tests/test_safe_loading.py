@@ -21,8 +21,8 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from robbench import registry
-from robbench.cli import app
+from robbench.cli.app import app
+from robbench.core import registry
 from robbench.errors import CheckpointError, DataError
 from robbench.zoo import ZooStore, get_recipe, load_model
 from robbench.zoo.store import load_state_dict, sha256_file
@@ -60,7 +60,9 @@ def marker(tmp_path: Path) -> Iterator[Path]:
 
 
 @pytest.mark.parametrize("fmt", ["pickle", "torch.save"])
-def test_malicious_checkpoint_is_refused_without_running(fmt: str, tmp_path: Path, marker: Path, write_suite, zoo_dir) -> None:  # type: ignore[no-untyped-def]
+def test_malicious_checkpoint_is_refused_without_running(
+    fmt: str, tmp_path: Path, marker: Path, write_suite, zoo_dir
+) -> None:  # type: ignore[no-untyped-def]
     evil = tmp_path / "evil.pt"
     blob = {"normalize.mean": _Payload(marker)}
     if fmt == "pickle":
@@ -89,8 +91,14 @@ def test_checkpoint_sha256_is_verified_before_any_compute(tmp_path: Path, write_
     assert res.exit_code == 2
     (line,) = _errors(res.output)
     assert str(ckpt) in line and "fails its hash" in line, line
-    ok = write_suite(base_suite(classifier=dict(ref, sha256=good), data={"dataset": "digits", "n_samples": 4},
-                                attacks=[{"id": "clean", "name": "clean"}]), "good.yaml")
+    ok = write_suite(
+        base_suite(
+            classifier=dict(ref, sha256=good),
+            data={"dataset": "digits", "n_samples": 4},
+            attacks=[{"id": "clean", "name": "clean"}],
+        ),
+        "good.yaml",
+    )
     res = runner.invoke(app, ["run", str(ok), "--out", str(tmp_path / "out"), "--quiet", "--table", "none"])
     assert res.exit_code == 0, res.output
 
@@ -123,13 +131,16 @@ def test_tampered_zoo_checkpoint_stops_the_run_with_one_message(tmp_path: Path, 
         load_model("digits-cnn", zoo_dir=zoo, train_missing=False)
 
 
-@pytest.mark.parametrize("tagged", [
-    "!!python/object/apply:os.system ['touch {m}']",
-    "!!python/object/new:os.system ['touch {m}']",
-    "!!python/name:os.system",
-    "!!python/module:os",
-    "!include /etc/passwd",
-])
+@pytest.mark.parametrize(
+    "tagged",
+    [
+        "!!python/object/apply:os.system ['touch {m}']",
+        "!!python/object/new:os.system ['touch {m}']",
+        "!!python/name:os.system",
+        "!!python/module:os",
+        "!include /etc/passwd",
+    ],
+)
 def test_yaml_tags_are_rejected_not_executed(tagged: str, tmp_path: Path, marker: Path) -> None:
     text = yaml.safe_dump(base_suite(), sort_keys=False).replace("name: t\n", f"name: {tagged.format(m=marker)}\n", 1)
     path = tmp_path / "s.yaml"
@@ -141,13 +152,16 @@ def test_yaml_tags_are_rejected_not_executed(tagged: str, tmp_path: Path, marker
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("defenses", [{"name": "os:system"}]),
-    ("defenses", [{"name": "robbench.defenses.none:NoDefense"}]),
-    ("attacks", [{"id": "x", "name": "this"}]),
-    ("data", {"dataset": "antigravity", "n_samples": 4}),
-    ("classifier", {"arch": "os:system", "checkpoint": __file__}),
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("defenses", [{"name": "os:system"}]),
+        ("defenses", [{"name": "robbench.defenses.none:NoDefense"}]),
+        ("attacks", [{"id": "x", "name": "this"}]),
+        ("data", {"dataset": "antigravity", "n_samples": 4}),
+        ("classifier", {"arch": "os:system", "checkpoint": __file__}),
+    ],
+)
 def test_a_suite_cannot_import_code(field: str, value: Any, write_suite) -> None:  # type: ignore[no-untyped-def]
     """Names resolve only through installed entry points: a module path is just an unknown name."""
     before = set(sys.modules)

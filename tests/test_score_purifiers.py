@@ -15,14 +15,14 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from robbench import registry
-from robbench.components import BuildContext, parse_params
+from robbench.attacks.target import Target
+from robbench.core import registry
+from robbench.core.components import BuildContext, parse_params
+from robbench.core.seeding import SampleRNG, generator
+from robbench.core.threat import norm_of
 from robbench.data.base import load_dataset
 from robbench.errors import SuiteError
 from robbench.models.generative import tweedie
-from robbench.seeding import SampleRNG, generator
-from robbench.target import Target
-from robbench.threat import norm_of
 from tests.conftest import base_suite
 
 TINY = "tiny-score-digits"
@@ -80,7 +80,9 @@ def test_example_params_use_the_tiny_score_model() -> None:
 
 # ---- PurSAMERE: a deterministic function of its input ---------------------------------------------
 @pytest.mark.parametrize("norm,eps", [("linf", 0.1), ("l2", 0.5), ("l1", 2.0)])
-def test_pursamere_is_deterministic_and_batch_invariant(ctx: BuildContext, x_test: Tensor, norm: str, eps: float) -> None:
+def test_pursamere_is_deterministic_and_batch_invariant(
+    ctx: BuildContext, x_test: Tensor, norm: str, eps: float
+) -> None:
     d = build("pursamere", ctx, norm=norm, eps_pur=eps)
     assert d.stochastic is False
     a = d.purify(x_test)
@@ -112,11 +114,18 @@ def test_pursamere_objective_is_the_normalised_reconstruction_error(ctx: BuildCo
     xi = d.mc_draws(tuple(x.shape[1:]), x.device)
     sigma = d.sigmas[0]
     got = d.reconstruction_error(x, sigma, xi)
-    want = torch.stack([
-        torch.stack([((tweedie(d.score_model, x[i : i + 1] + sigma * xi[n : n + 1], sigma) - x[i : i + 1]) ** 2).sum()
-                     for n in range(3)]).mean() / sigma**2
-        for i in range(4)
-    ])
+    want = torch.stack(
+        [
+            torch.stack(
+                [
+                    ((tweedie(d.score_model, x[i : i + 1] + sigma * xi[n : n + 1], sigma) - x[i : i + 1]) ** 2).sum()
+                    for n in range(3)
+                ]
+            ).mean()
+            / sigma**2
+            for i in range(4)
+        ]
+    )
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
 
 
@@ -128,7 +137,8 @@ def test_pursamere_default_levels_are_the_ladder_inside_the_default_sigma_range(
     want = [s for s in d.score_model.sigmas.tolist() if lo <= s <= hi]
     assert want and d.sigmas == pytest.approx(want)
     assert build("pursamere", ctx, levels=None, sigma_range=[0.08, 0.04]).sigmas == pytest.approx(
-        [s for s in d.score_model.sigmas.tolist() if 0.04 <= s <= 0.08])
+        [s for s in d.score_model.sigmas.tolist() if 0.04 <= s <= 0.08]
+    )
 
 
 def test_pursamere_schedule_levels_and_costs(ctx: BuildContext, x_test: Tensor) -> None:
@@ -156,8 +166,10 @@ STOCHASTIC = [
 ]
 
 
-@pytest.mark.parametrize("name,params", STOCHASTIC, ids=lambda v: str(v))
-def test_stochastic_purifiers_follow_their_seeds(ctx: BuildContext, x_test: Tensor, name: str, params: dict[str, Any]) -> None:
+@pytest.mark.parametrize("name,params", STOCHASTIC, ids=str)
+def test_stochastic_purifiers_follow_their_seeds(
+    ctx: BuildContext, x_test: Tensor, name: str, params: dict[str, Any]
+) -> None:
     d = build(name, ctx, **params)
     x = x_test[:16]
     assert d.stochastic is True
@@ -234,18 +246,31 @@ def _directional_check(d: Any, x: Tensor, rng_tag: str | None, h: float) -> tupl
     return float((g * v).sum()), float(fd), float((w * v).sum())
 
 
-@pytest.mark.parametrize("name,params,tag", [
-    ("pursamere", {"eps_pur": 0.3, "levels": 3, "steps_per_level": 2, "n_mc": 3}, None),
-    ("pursamere", {"eps_pur": 0.3, "levels": 3, "steps_per_level": 2, "n_mc": 3, "sam": False}, None),
-    ("pursamere", {"eps_pur": 0.05, "norm": "l2", "lr_max": 0.02, "levels": 3, "steps_per_level": 2, "n_mc": 3}, None),
-    ("pursamere", {"eps_pur": 0.3, "norm": "l1", "lr_max": 0.02, "levels": 3, "steps_per_level": 2, "n_mc": 3}, None),
-    ("scoreopt", {"loss": "sr", "variant": "n", "lr": 0.05, "steps": 3}, "fd"),
-    ("scoreopt", {"loss": "mse", "variant": "o", "lr": 0.05, "steps": 3}, "fd"),
-    ("adp", {"noise_std": 0.1, "sigma_end": 0.05, "steps": 3}, "fd"),
-], ids=lambda v: str(v))
+@pytest.mark.parametrize(
+    "name,params,tag",
+    [
+        ("pursamere", {"eps_pur": 0.3, "levels": 3, "steps_per_level": 2, "n_mc": 3}, None),
+        ("pursamere", {"eps_pur": 0.3, "levels": 3, "steps_per_level": 2, "n_mc": 3, "sam": False}, None),
+        (
+            "pursamere",
+            {"eps_pur": 0.05, "norm": "l2", "lr_max": 0.02, "levels": 3, "steps_per_level": 2, "n_mc": 3},
+            None,
+        ),
+        (
+            "pursamere",
+            {"eps_pur": 0.3, "norm": "l1", "lr_max": 0.02, "levels": 3, "steps_per_level": 2, "n_mc": 3},
+            None,
+        ),
+        ("scoreopt", {"loss": "sr", "variant": "n", "lr": 0.05, "steps": 3}, "fd"),
+        ("scoreopt", {"loss": "mse", "variant": "o", "lr": 0.05, "steps": 3}, "fd"),
+        ("adp", {"noise_std": 0.1, "sigma_end": 0.05, "steps": 3}, "fd"),
+    ],
+    ids=str,
+)
 @pytest.mark.parametrize("checkpoint", [True, False], ids=["checkpointed", "full-graph"])
-def test_full_gradient_matches_finite_differences(ctx: BuildContext, x_test: Tensor, name: str, params: dict[str, Any],
-                                                  tag: str | None, checkpoint: bool) -> None:
+def test_full_gradient_matches_finite_differences(
+    ctx: BuildContext, x_test: Tensor, name: str, params: dict[str, Any], tag: str | None, checkpoint: bool
+) -> None:
     d = build(name, ctx, **params)
     with_score_model(d, SmoothScore(d.score_model.sigmas))
     # mid-grey images keep every iterate away from the [0, 1] clip, so the map is smooth there
@@ -260,8 +285,8 @@ def test_full_gradient_matches_finite_differences(ctx: BuildContext, x_test: Ten
 
 @pytest.mark.parametrize("norm,eps", [("linf", 0.05), ("l2", 0.3), ("l1", 1.5), ("l2", 50.0), ("l1", 500.0)])
 def test_projection_derivative_matches_finite_differences(norm: str, eps: float) -> None:
+    from robbench.core.threat import project
     from robbench.defenses.score_common import project_ball
-    from robbench.threat import project
 
     g = generator(31)
     x0 = torch.rand((3, 1, 8, 8), generator=g, dtype=torch.float64)
@@ -305,7 +330,7 @@ def test_full_mode_target_gives_nonzero_gradients(ctx: BuildContext, x_test: Ten
         d = build(name, ctx)
         rng = rng_for(4, "target") if d.stochastic else None
         t = Target(d, gradient="full", randomness="det", rng=rng)
-        loss, grad, logits = t.loss_grad(x_test[:4], y)
+        _loss, grad, logits = t.loss_grad(x_test[:4], y)
         assert torch.isfinite(grad).all() and grad.abs().sum() > 0, name
         assert logits.shape == (4, 10)
 
@@ -338,10 +363,12 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize("name,bad,field", BAD, ids=lambda v: str(v))
-def test_bad_parameters_fail_validation_before_compute(tmp_path: Path, write_suite, monkeypatch: pytest.MonkeyPatch,
-                                                        name: str, bad: dict[str, Any], field: str) -> None:  # type: ignore[no-untyped-def]
-    from robbench.suite import check_suite, parse_suite
+@pytest.mark.parametrize("name,bad,field", BAD, ids=str)
+def test_bad_parameters_fail_validation_before_compute(
+    tmp_path: Path, write_suite, monkeypatch: pytest.MonkeyPatch, name: str, bad: dict[str, Any], field: str
+) -> None:  # type: ignore[no-untyped-def]
+    from robbench.suite.check import check_suite
+    from robbench.suite.load import parse_suite
 
     # an empty zoo: validation must not train (or even load) a score model
     empty = tmp_path / "zoo"
@@ -360,8 +387,9 @@ def test_validate_cli_names_the_field_and_exits_2(write_suite, tmp_path: Path) -
     params = dict(registry.defenses.get("pursamere").example_params, eps_pur=0.05, rho=0.1)
     path = write_suite(base_suite(defenses=[{"name": "pursamere", "params": params}]))
     env = dict(os.environ, ROBBENCH_ZOO_DIR=str(tmp_path / "empty-zoo"))
-    res = subprocess.run([sys.executable, "-m", "robbench.cli", "validate", str(path)], capture_output=True, text=True,
-                         env=env)
+    res = subprocess.run(
+        [sys.executable, "-m", "robbench.cli", "validate", str(path)], capture_output=True, text=True, env=env
+    )
     assert res.returncode == 2, res.stderr
     assert "rho" in res.stderr and "eps_pur" in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "empty-zoo").exists()
@@ -384,7 +412,7 @@ def test_uncovered_levels_detected_at_build_time_too(ctx: BuildContext) -> None:
 # ---- through the runner ----------------------------------------------------------------------------
 def test_runner_rows_do_not_depend_on_batch_size(write_suite, tmp_path: Path, zoo_dir: Path) -> None:  # type: ignore[no-untyped-def]
     from robbench.api import run, table
-    from robbench.results import ResultsDir
+    from robbench.results.store import ResultsDir
 
     suite = base_suite(
         data={"dataset": "digits", "split": "test", "n_samples": 6},
@@ -402,8 +430,14 @@ def test_runner_rows_do_not_depend_on_batch_size(write_suite, tmp_path: Path, zo
     # the loss trace comes from the classifier's batched logits, which may differ in the last bits
     # across batch shapes (as in test_runner); predictions and everything else must not
     drop = ["seconds", "peak_mem_mb", "loss_trace"]
-    a, b = (ResultsDir(tmp_path / k).read_rows().sort_values(["cell", "sample_id"]).reset_index(drop=True).drop(columns=drop)
-            for k in "ab")
+    a, b = (
+        ResultsDir(tmp_path / k)
+        .read_rows()
+        .sort_values(["cell", "sample_id"])
+        .reset_index(drop=True)
+        .drop(columns=drop)
+        for k in "ab"
+    )
     assert a["error"].isna().all()
     pd.testing.assert_frame_equal(a, b)
     evals = a.groupby("defense")["model_evals"].max()
@@ -437,10 +471,11 @@ def test_pursamere_at_quickstart_settings_moves_noised_digits_closer_to_clean(ct
 # ---- the paper's pattern on digits (slow: trains digits-score on first use) --------------------------
 @pytest.mark.slow
 def test_pursamere_on_digits_denoises_keeps_clean_accuracy_and_resists_graybox_pgd(
-        digits: Any, zoo_dir: Path, digits_classifier: nn.Module) -> None:
+    digits: Any, zoo_dir: Path, digits_classifier: nn.Module
+) -> None:
     from robbench.attacks.pgd import PGD
+    from robbench.core.threat import ThreatModel
     from robbench.defenses.none import NoDefense
-    from robbench.threat import ThreatModel
 
     ctx = BuildContext(dataset=digits, device=torch.device("cpu"), classifier=digits_classifier, zoo_dir=str(zoo_dir))
     test = digits.load("test")
@@ -463,9 +498,11 @@ def test_pursamere_on_digits_denoises_keeps_clean_accuracy_and_resists_graybox_p
     attack = PGD(parse_params(PGD.Params, {"steps": 20}, "pgd"))
     x_adv = attack.run(Target(nd, gradient="classifier"), x, y, ThreatModel("linf", eps), rng=rng_for(n, "pgd"))
     undefended, defended = acc(x_adv), acc(d.purify(x_adv))
-    print(f"\ndigits, {n} test images, PurSAMERE defaults, eps_pur = Linf {eps}: noisy MSE {mse_noisy:.5f} -> "
-          f"{mse_purified:.5f}; clean accuracy {clean:.3f} -> {clean_purified:.3f}; gPGD20 Linf {eps}: "
-          f"undefended {undefended:.3f}, PurSAMERE {defended:.3f}")
+    print(
+        f"\ndigits, {n} test images, PurSAMERE defaults, eps_pur = Linf {eps}: noisy MSE {mse_noisy:.5f} -> "
+        f"{mse_purified:.5f}; clean accuracy {clean:.3f} -> {clean_purified:.3f}; gPGD20 Linf {eps}: "
+        f"undefended {undefended:.3f}, PurSAMERE {defended:.3f}"
+    )
     assert mse_purified < mse_noisy
     assert clean_purified >= clean - 0.02
     assert defended >= undefended + 0.2, (undefended, defended)

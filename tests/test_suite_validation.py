@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from robbench.cli import app
+from robbench.cli.app import app
 from robbench.errors import RobbenchError
-from robbench.suite import load_suite
+from robbench.suite.check import load_suite
 from tests.conftest import base_suite
 
 BAD = {
@@ -23,9 +23,14 @@ BAD = {
     "absurd l2 eps": (base_suite(threats=[{"norm": "l2", "eps": 100}]), "l2 eps"),
     "unknown norm": (base_suite(threats=[{"norm": "l3", "eps": 0.1}]), "norm"),
     "eps not a number": (base_suite(threats=[{"norm": "linf", "eps": "eight"}]), "eps"),
-    "unsupported norm for attack": (base_suite(threats=[{"norm": "l2", "eps": 0.5}],
-                                               attacks=[{"id": "x", "name": "pgd", "norms": ["l3"]}]), "norm"),
-    "duplicate attack ids": (base_suite(attacks=[{"id": "a", "name": "pgd"}, {"id": "a", "name": "clean"}]), "duplicate attack id"),
+    "unsupported norm for attack": (
+        base_suite(threats=[{"norm": "l2", "eps": 0.5}], attacks=[{"id": "x", "name": "pgd", "norms": ["l3"]}]),
+        "norm",
+    ),
+    "duplicate attack ids": (
+        base_suite(attacks=[{"id": "a", "name": "pgd"}, {"id": "a", "name": "clean"}]),
+        "duplicate attack id",
+    ),
     "empty attacks": (base_suite(attacks=[]), "attacks"),
     "empty threats": (base_suite(threats=[]), "threats"),
     "too many samples": (base_suite(data={"dataset": "digits", "n_samples": 100000}), "n_samples"),
@@ -71,11 +76,13 @@ def test_valid_suite_passes(write_suite) -> None:  # type: ignore[no-untyped-def
     assert "valid" in res.output
 
 
-@pytest.mark.parametrize("suite_file", sorted((Path(__file__).parents[1] / "suites").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "suite_file", sorted((Path(__file__).parents[1] / "suites").glob("*.yaml")), ids=lambda p: p.name
+)
 def test_shipped_suites_parse(suite_file: Path) -> None:
     """Every suite in suites/ parses; those whose data is here validate completely."""
     from robbench.errors import DataError
-    from robbench.suite import read_suite
+    from robbench.suite.load import read_suite
 
     read_suite(suite_file)
     try:

@@ -17,10 +17,12 @@ import yaml
 from scipy.stats import binomtest
 from typer.testing import CliRunner
 
-from robbench.cli import app
-from robbench.formatting import render, rich_renderable
-from robbench.pivot import build_pivot
-from robbench.summary import WORST, load_results, summarize
+from robbench.cli.app import app
+from robbench.report.formats.render import render, rich_renderable
+from robbench.report.pivot import build_pivot
+from robbench.report.summary import summarize
+from robbench.results.load import load_results
+from robbench.suite.reported import WORST
 from tests.conftest import ROOT, base_suite
 from tests.synth import bools, cell, write_results
 
@@ -32,21 +34,42 @@ SRC2 = {"paper": "Paper A", "table": "Table 2"}
 
 def paper_suite(**over: Any) -> dict[str, Any]:
     suite: dict[str, Any] = {
-        "name": "paperlike", "data": {"dataset": "digits", "n_samples": N}, "classifier": "digits-cnn",
+        "name": "paperlike",
+        "data": {"dataset": "digits", "n_samples": N},
+        "classifier": "digits-cnn",
         "threats": [{"norm": "linf", "eps": "8/255"}, {"norm": "l2", "eps": 0.5}],
-        "defenses": [{"name": "pursamere", "id": "pur-8", "params": {"eps_pur": "8/255"}},
-                     {"name": "pursamere", "id": "pur-16", "params": {"eps_pur": "16/255"}},
-                     {"name": "adp", "id": "adp"}],
-        "attacks": [{"id": "clean", "name": "clean"},
-                    {"id": "gPGD", "name": "pgd", "gradient": "classifier", "norms": ["linf"]},
-                    {"id": "BPDA-det", "name": "pgd", "gradient": "bpda", "randomness": "det"}],
+        "defenses": [
+            {"name": "pursamere", "id": "pur-8", "params": {"eps_pur": "8/255"}},
+            {"name": "pursamere", "id": "pur-16", "params": {"eps_pur": "16/255"}},
+            {"name": "adp", "id": "adp"},
+        ],
+        "attacks": [
+            {"id": "clean", "name": "clean"},
+            {"id": "gPGD", "name": "pgd", "gradient": "classifier", "norms": ["linf"]},
+            {"id": "BPDA-det", "name": "pgd", "gradient": "bpda", "randomness": "det"},
+        ],
         "evaluation": {"draws": 3, "scoring": "worst"},
         "reported": [
             {"defense": "pur-8", "attack": "clean", "accuracy": 91.0, "source": SRC1},
-            {"defense": "pur-8", "attack": "BPDA-det", "norm": "linf", "eps": "8/255", "accuracy": 48.17, "n": 10000, "source": SRC2},
+            {
+                "defense": "pur-8",
+                "attack": "BPDA-det",
+                "norm": "linf",
+                "eps": "8/255",
+                "accuracy": 48.17,
+                "n": 10000,
+                "source": SRC2,
+            },
             {"defense": "pur-16", "attack": WORST, "norm": "linf", "eps": "8/255", "accuracy": 20.0, "source": SRC2},
-            {"defense": "Other & Co_1", "attack": "BPDA-det", "norm": "l2", "eps": 0.5, "accuracy": 4.98,
-             "reported_only": True, "source": {"paper": "Paper B", "note": "quoted"}},
+            {
+                "defense": "Other & Co_1",
+                "attack": "BPDA-det",
+                "norm": "l2",
+                "eps": 0.5,
+                "accuracy": 4.98,
+                "reported_only": True,
+                "source": {"paper": "Paper B", "note": "quoted"},
+            },
         ],
     }
     suite.update(over)
@@ -59,7 +82,14 @@ def paper_cells() -> list[dict[str, Any]]:
     three = [[True, True, True]] * 50 + [[True, False, True]] * 30 + [[False, False, False]] * 20
     return [
         cell("pur-8", "clean", "none", 0.0, bools(90, N)),
-        cell("pur-8", "gPGD", "linf", 8 / 255, bools(85, N), trace=[[0.1 * k + i / N for k in range(10)] for i in range(N)]),
+        cell(
+            "pur-8",
+            "gPGD",
+            "linf",
+            8 / 255,
+            bools(85, N),
+            trace=[[0.1 * k + i / N for k in range(10)] for i in range(N)],
+        ),
         cell("pur-8", "BPDA-det", "linf", 8 / 255, bools(50, N)),
         cell("pur-8", "BPDA-det", "l2", 0.5, bools(40, N)),
         cell("pur-16", "clean", "none", 0.0, bools(80, N)),
@@ -88,7 +118,7 @@ def _line(summary: pd.DataFrame, defense: str, attack: str, norm: str = "linf") 
 @pytest.mark.parametrize("n", [1, 2, 7, 64, 364, 10000])
 @pytest.mark.parametrize("level", [0.9, 0.95, 0.99])
 def test_wilson_closed_form_equals_scipy(n: int, level: float) -> None:
-    from robbench.summary import wilson
+    from robbench.report.stats import wilson
 
     for k in sorted({0, 1, n // 3, n // 2, n - 1, n}):
         ci = binomtest(k, n).proportion_ci(confidence_level=level, method="wilson")
@@ -120,8 +150,13 @@ def test_worst_case_uses_samples_every_attack_ran_and_takes_reported(paper: Path
     # L2 has one attack per defense: no worst-case line
     assert s[(s.attack == WORST) & (s.norm == "l2")].empty
     # a partial cell (an attack that ran on fewer samples) shrinks n to the samples both attacks have
-    rows = loaded.rows[~((loaded.rows.defense == "pur-16") & (loaded.rows.attack == "gPGD") &
-                         loaded.rows.sample_id.isin([f"digits/test/{i}" for i in range(10)]))]
+    rows = loaded.rows[
+        ~(
+            (loaded.rows.defense == "pur-16")
+            & (loaded.rows.attack == "gPGD")
+            & loaded.rows.sample_id.isin([f"digits/test/{i}" for i in range(10)])
+        )
+    ]
     partial = _line(summarize(rows, loaded.manifest), "pur-16", WORST)
     assert partial.n == N - 10 and partial.accuracy == pytest.approx(55 / 90)
 
@@ -134,8 +169,15 @@ def test_stochastic_scoring_modes_are_applied_and_labelled(paper: Path) -> None:
         s = summarize(loaded.rows, loaded.manifest, scoring=scoring)
         line = _line(s, "adp", "gPGD")
         assert line.accuracy == pytest.approx(acc), scoring
-        assert line.scoring == {"worst": "worst of 3 draws", "single": "first of 3 draws",
-                                "majority": "majority of 3 draws", "mean": "mean of 3 draws"}[scoring]
+        assert (
+            line.scoring
+            == {
+                "worst": "worst of 3 draws",
+                "single": "first of 3 draws",
+                "majority": "majority of 3 draws",
+                "mean": "mean of 3 draws",
+            }[scoring]
+        )
     s = summarize(loaded.rows, loaded.manifest)
     assert _line(s, "adp", "BPDA-det").scoring == "det-seed"  # seeds known to the attacker: one draw
     assert _line(s, "adp", "gPGD").clean_accuracy == pytest.approx(0.50)  # clean scored the same way
@@ -153,7 +195,9 @@ def test_reported_only_rows_are_shown_not_dropped(paper: Path) -> None:
 
 def test_reported_number_of_a_cell_without_rows_is_shown_as_not_measured(paper: Path) -> None:
     loaded = load_results(paper)
-    rows = loaded.rows[~((loaded.rows.defense == "pur-8") & (loaded.rows.attack == "BPDA-det") & (loaded.rows.norm == "linf"))]
+    rows = loaded.rows[
+        ~((loaded.rows.defense == "pur-8") & (loaded.rows.attack == "BPDA-det") & (loaded.rows.norm == "linf"))
+    ]
     s = summarize(rows, loaded.manifest)
     line = _line(s, "pur-8", "BPDA-det")
     assert line.n == 0 and line.scoring == "not measured" and line.reported == pytest.approx(0.4817)
@@ -167,8 +211,13 @@ def test_pivot_rows_columns_cells_and_sources(paper: Path) -> None:
     loaded = load_results(paper)
     p = build_pivot(summarize(loaded.rows, loaded.manifest), loaded.manifest, title="t")
     assert [r.defense for r in p.rows] == ["pur-8", "pur-16", "adp", "Other & Co_1"]
-    assert [c.key for c in p.columns] == ["clean", "gPGD Linf 8/255", "BPDA-det Linf 8/255", "BPDA-det L2 0.5",
-                                          f"{WORST} Linf 8/255"]
+    assert [c.key for c in p.columns] == [
+        "clean",
+        "gPGD Linf 8/255",
+        "BPDA-det Linf 8/255",
+        "BPDA-det L2 0.5",
+        f"{WORST} Linf 8/255",
+    ]
     cellp = p.rows[0].cells["BPDA-det Linf 8/255"]
     assert cellp.accuracy == pytest.approx(0.5) and cellp.reported == pytest.approx(0.4817)
     assert p.sources == ["Paper A, Table 1", "Paper A, Table 2", "Paper B (quoted)"]
@@ -195,7 +244,9 @@ def test_cli_table_every_format(paper: Path, fmt: str, pivot: bool) -> None:
         data = json.loads(out)
         if pivot:
             row = data["rows"][0]
-            assert row["defense"] == "pur-8" and row["cells"]["BPDA-det Linf 8/255"]["reported"] == pytest.approx(0.4817)
+            assert row["defense"] == "pur-8" and row["cells"]["BPDA-det Linf 8/255"]["reported"] == pytest.approx(
+                0.4817
+            )
         else:
             line = [r for r in data if r["defense"] == "pur-8" and r["attack"] == "BPDA-det" and r["norm"] == "linf"][0]
             assert line["accuracy"] == pytest.approx(0.5) and line["diff"] == pytest.approx(0.0183)
@@ -204,8 +255,20 @@ def test_cli_table_every_format(paper: Path, fmt: str, pivot: bool) -> None:
         if pivot:
             assert df.loc[df.defense == "pur-16", "gPGD Linf 8/255 | accuracy"].iloc[0] == pytest.approx(0.78)
         else:
-            assert {"defense", "attack", "norm", "eps", "n", "accuracy", "ci_low", "ci_high", "reported", "diff",
-                    "source", "scoring"} <= set(df.columns)
+            assert {
+                "defense",
+                "attack",
+                "norm",
+                "eps",
+                "n",
+                "accuracy",
+                "ci_low",
+                "ci_high",
+                "reported",
+                "diff",
+                "source",
+                "scoring",
+            } <= set(df.columns)
     elif fmt == "md":
         assert "48.17" in out and "+1.8" in out and ("[2]" in out if pivot else "Paper A, Table 2" in out)
     elif fmt == "latex":
@@ -235,7 +298,11 @@ def test_rich_fits_the_terminal_without_truncation(paper: Path, width: int) -> N
     row = [ln for ln in tidy.splitlines() if "BPDA-det" in ln and "Linf 8/255" in ln][0]
     for part in ("50.0", "[40.4,59.6]", "48.17²", "+1.8", "determ."):
         assert part in row, (part, row)
-    assert "n = 100 samples in every cell" in tidy and "worst/m = robust only if correct on all" in tidy and "worst/3" in tidy
+    assert (
+        "n = 100 samples in every cell" in tidy
+        and "worst/m = robust only if correct on all" in tidy
+        and "worst/3" in tidy
+    )
     assert "2. Paper A, Table 2" in piv and "50.0" in piv and "4.98³" in piv
 
 
@@ -243,11 +310,26 @@ def test_quickstart_style_run_prints_a_readable_table(tmp_path: Path, write_suit
     """`robbench run` through a real subprocess at COLUMNS=80: no wrapped or truncated rows."""
     from tests.conftest import cli_cmd, cli_env
 
-    suite = base_suite(threats=[{"norm": "linf", "eps": 0.05}, {"norm": "l2", "eps": 0.5}],
-                       reported=[{"defense": "none", "attack": "PGD5", "norm": "linf", "eps": 0.05, "accuracy": 90.0,
-                                  "source": {"paper": "a paper with a long name", "table": "Table 9"}}])
-    res = subprocess.run(cli_cmd("run", str(write_suite(suite)), "--out", str(tmp_path / "o"), "--quiet"),
-                         capture_output=True, text=True, env=cli_env(COLUMNS="80"), cwd=tmp_path)
+    suite = base_suite(
+        threats=[{"norm": "linf", "eps": 0.05}, {"norm": "l2", "eps": 0.5}],
+        reported=[
+            {
+                "defense": "none",
+                "attack": "PGD5",
+                "norm": "linf",
+                "eps": 0.05,
+                "accuracy": 90.0,
+                "source": {"paper": "a paper with a long name", "table": "Table 9"},
+            }
+        ],
+    )
+    res = subprocess.run(
+        cli_cmd("run", str(write_suite(suite)), "--out", str(tmp_path / "o"), "--quiet"),
+        capture_output=True,
+        text=True,
+        env=cli_env(COLUMNS="80"),
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stderr
     table = res.stdout.split("\nchecks:")[0]  # the checks listed below are one (soft-wrapped) line each
     lines = table.splitlines()
@@ -264,8 +346,15 @@ def _pdflatex() -> str:
     """pdflatex with booktabs; missing: a failure under ROBBENCH_REQUIRE_REAL_DATA=1 (CI), else a skip."""
     exe = shutil.which("pdflatex")
     kpse = shutil.which("kpsewhich")
-    missing = "pdflatex" if exe is None else (
-        "booktabs.sty" if kpse is None or subprocess.run([kpse, "booktabs.sty"], capture_output=True).returncode else None)
+    missing = (
+        "pdflatex"
+        if exe is None
+        else (
+            "booktabs.sty"
+            if kpse is None or subprocess.run([kpse, "booktabs.sty"], capture_output=True).returncode
+            else None
+        )
+    )
     if missing:
         fix = "apt-get install -y --no-install-recommends texlive-latex-base texlive-latex-recommended"
         if os.environ.get("ROBBENCH_REQUIRE_REAL_DATA") == "1":
@@ -278,8 +367,13 @@ def _pdflatex() -> str:
 def compile_latex(body: str, folder: Path) -> subprocess.CompletedProcess[str]:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "doc.tex").write_text(DOC % body)
-    return subprocess.run([_pdflatex(), "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=folder,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [_pdflatex(), "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_latex_compiler_check_can_fail(tmp_path: Path) -> None:
@@ -292,8 +386,14 @@ def test_latex_compiler_check_can_fail(tmp_path: Path) -> None:
 def test_latex_output_compiles(paper: Path, tmp_path: Path, pivot: bool) -> None:
     loaded = load_results(paper)
     s = summarize(loaded.rows, loaded.manifest)
-    tex = render(s, "latex", "paperlike_#1 & 100% {robust}", pivot=pivot, manifest=loaded.manifest,
-                 notes=["a note with _ and %"] if pivot else ())
+    tex = render(
+        s,
+        "latex",
+        "paperlike_#1 & 100% {robust}",
+        pivot=pivot,
+        manifest=loaded.manifest,
+        notes=["a note with _ and %"] if pivot else (),
+    )
     res = compile_latex(tex, tmp_path)
     assert res.returncode == 0, res.stdout[-3000:]
     assert (tmp_path / "doc.pdf").stat().st_size > 1000
@@ -328,10 +428,14 @@ def _bad_dirs(tmp: Path, good: Path) -> dict[str, tuple[Path, str]]:
     m["cells"] = [dict(c, id="0" * 16) for c in m["cells"]]
     (other / "manifest.json").write_text(json.dumps(m))
     return {
-        "missing": (tmp / "nope", "does not exist"), "empty": (empty, "is empty"),
-        "foreign": (foreign, "no manifest.json"), "bad json": (badjson, "corrupt"),
-        "not an object": (notobj, "corrupt: not a JSON object"), "no cells": (nocells, "corrupt: no list of cells"),
-        "torn shard": (torn, "is corrupt"), "rows of another suite": (other, "belong to cells of another suite"),
+        "missing": (tmp / "nope", "does not exist"),
+        "empty": (empty, "is empty"),
+        "foreign": (foreign, "no manifest.json"),
+        "bad json": (badjson, "corrupt"),
+        "not an object": (notobj, "corrupt: not a JSON object"),
+        "no cells": (nocells, "corrupt: no list of cells"),
+        "torn shard": (torn, "is corrupt"),
+        "rows of another suite": (other, "belong to cells of another suite"),
     }
 
 
@@ -354,8 +458,18 @@ def test_reported_from_another_suite_file(paper: Path, tmp_path: Path) -> None:
     other.write_text(yaml.safe_dump(paper_suite(name="different")))
     res = runner.invoke(app, ["table", str(paper), "--reported", str(other)])
     assert res.exit_code == 2 and "is suite 'different'" in res.output
-    newer = paper_suite(reported=[{"defense": "pur-16", "attack": "gPGD", "norm": "linf", "eps": "8/255",
-                                   "accuracy": 77.7, "source": {"paper": "Later"}}])
+    newer = paper_suite(
+        reported=[
+            {
+                "defense": "pur-16",
+                "attack": "gPGD",
+                "norm": "linf",
+                "eps": "8/255",
+                "accuracy": 77.7,
+                "source": {"paper": "Later"},
+            }
+        ]
+    )
     same = tmp_path / "same.yaml"
     same.write_text(yaml.safe_dump(newer))
     res = runner.invoke(app, ["table", str(paper), "--reported", str(same), "--format", "json"])
@@ -365,16 +479,21 @@ def test_reported_from_another_suite_file(paper: Path, tmp_path: Path) -> None:
 
 
 # ---- reported entries are checked in validate ---------------------------------------------------------
-@pytest.mark.parametrize("entry,message", [
-    ({"defense": "nonexistent", "attack": "clean"}, "add `reported_only: true`"),
-    ({"defense": "none", "attack": "clean", "reported_only": True}, "is a defense of this suite"),
-    ({"defense": "none", "attack": "PGD9"}, "is not an attack id"),
-    ({"defense": "none", "attack": "clean", "norm": "linf", "eps": 0.1}, "threat-free"),
-    ({"defense": "none", "attack": "PGD5"}, "give norm and eps"),
-    ({"defense": "none", "attack": "PGD5", "norm": "l2", "eps": 0.1}, "not one of the suite's threats"),
-    ({"defense": "none", "attack": "PGD5", "norm": "lx", "eps": 0.1}, "norm must be one of"),
-])
-def test_validate_rejects_reported_entries_that_would_be_dropped(write_suite, entry: dict[str, Any], message: str) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    "entry,message",
+    [
+        ({"defense": "nonexistent", "attack": "clean"}, "add `reported_only: true`"),
+        ({"defense": "none", "attack": "clean", "reported_only": True}, "is a defense of this suite"),
+        ({"defense": "none", "attack": "PGD9"}, "is not an attack id"),
+        ({"defense": "none", "attack": "clean", "norm": "linf", "eps": 0.1}, "threat-free"),
+        ({"defense": "none", "attack": "PGD5"}, "give norm and eps"),
+        ({"defense": "none", "attack": "PGD5", "norm": "l2", "eps": 0.1}, "not one of the suite's threats"),
+        ({"defense": "none", "attack": "PGD5", "norm": "lx", "eps": 0.1}, "norm must be one of"),
+    ],
+)
+def test_validate_rejects_reported_entries_that_would_be_dropped(
+    write_suite, entry: dict[str, Any], message: str
+) -> None:  # type: ignore[no-untyped-def]
     rep = dict(entry, accuracy=50.0, source={"paper": "p"})
     res = runner.invoke(app, ["validate", str(write_suite(base_suite(reported=[rep])))])
     assert res.exit_code == 2 and message in res.output, res.output
@@ -384,17 +503,26 @@ def test_validate_rejects_worst_case_number_with_a_single_attack(write_suite) ->
     rep = {"defense": "none", "attack": WORST, "norm": "linf", "eps": 0.1, "accuracy": 5, "source": {"paper": "p"}}
     res = runner.invoke(app, ["validate", str(write_suite(base_suite(reported=[rep])))])
     assert res.exit_code == 2 and "needs two or more attacks" in res.output and "['PGD5']" in res.output
-    two = base_suite(attacks=[{"id": "clean", "name": "clean"}, {"id": "PGD5", "name": "pgd", "params": {"steps": 5}},
-                              {"id": "PGD3", "name": "pgd", "params": {"steps": 3}}], reported=[rep])
+    two = base_suite(
+        attacks=[
+            {"id": "clean", "name": "clean"},
+            {"id": "PGD5", "name": "pgd", "params": {"steps": 5}},
+            {"id": "PGD3", "name": "pgd", "params": {"steps": 3}},
+        ],
+        reported=[rep],
+    )
     res = runner.invoke(app, ["validate", str(write_suite(two, "two.yaml"))])
     assert res.exit_code == 0, res.output
 
 
 def test_validate_rejects_reported_cell_the_attack_does_not_run(write_suite) -> None:  # type: ignore[no-untyped-def]
-    suite = base_suite(defenses=[{"name": "none"}, {"name": "none", "id": "b"}],
-                       attacks=[{"id": "clean", "name": "clean"}, {"id": "PGD5", "name": "pgd", "defenses": ["b"]}],
-                       reported=[{"defense": "none", "attack": "PGD5", "norm": "linf", "eps": 0.1, "accuracy": 5,
-                                  "source": {"paper": "p"}}])
+    suite = base_suite(
+        defenses=[{"name": "none"}, {"name": "none", "id": "b"}],
+        attacks=[{"id": "clean", "name": "clean"}, {"id": "PGD5", "name": "pgd", "defenses": ["b"]}],
+        reported=[
+            {"defense": "none", "attack": "PGD5", "norm": "linf", "eps": 0.1, "accuracy": 5, "source": {"paper": "p"}}
+        ],
+    )
     res = runner.invoke(app, ["validate", str(write_suite(suite))])
     assert res.exit_code == 2 and "does not run on defense 'none'" in res.output
     twice = base_suite(reported=[{"defense": "none", "attack": "clean", "accuracy": 5, "source": {"paper": "p"}}] * 2)
@@ -416,10 +544,10 @@ def test_cifar10_suite_validate_names_the_missing_data(tmp_path: Path) -> None:
 
 
 def test_cifar10_suite_parses_resolves_and_places_every_reported_number() -> None:
-    from robbench import registry
-    from robbench.components import parse_params
-    from robbench.suite import read_suite
-    from robbench.summary import check_reported
+    from robbench.core import registry
+    from robbench.core.components import parse_params
+    from robbench.suite.load import read_suite
+    from robbench.suite.reported import check_reported
 
     suite, _ = read_suite(CIFAR)
     for d in suite.defenses:  # every defense registered, its parameters valid
@@ -431,13 +559,20 @@ def test_cifar10_suite_parses_resolves_and_places_every_reported_number() -> Non
         free[a.id] = bool(cls.threat_free)
     check_reported(suite, free)
     numbers = {(r.defense, r.attack, r.norm): r.accuracy for r in suite.reported}
-    pur = [("pursamere-8", 91.18, 87.88, 48.17), ("pursamere-12", 88.45, 86.73, 63.35), ("pursamere-16", 85.68, 84.17, 69.08)]
+    pur = [
+        ("pursamere-8", 91.18, 87.88, 48.17),
+        ("pursamere-12", 88.45, 86.73, 63.35),
+        ("pursamere-16", 85.68, 84.17, 69.08),
+    ]
     for d, clean, gpgd, bpda in pur:
         assert numbers[(d, "clean", None)] == clean
         assert numbers[(d, "gPGD20", "linf")] == gpgd and numbers[(d, "BPDA20-det", "linf")] == bpda
     assert [numbers[("pursamere-16", "BPDA200-det", n)] for n in ("linf", "l2", "l1")] == [67.9, 66.9, 63.9]
-    for d, row in (("adp", [87.93, 37.65, 36.87, 57.81]), ("diffpure", [92.5, 42.2, 44.3, 60.8]),
-                   ("ADBM (Li et al. [12])", [91.9, 53.5, 63.3, 53.5])):
+    for d, row in (
+        ("adp", [87.93, 37.65, 36.87, 57.81]),
+        ("diffpure", [92.5, 42.2, 44.3, 60.8]),
+        ("ADBM (Li et al. [12])", [91.9, 53.5, 63.3, 53.5]),
+    ):
         assert [numbers[(d, "clean", None)]] + [numbers[(d, "BPDA-EoT", n)] for n in ("linf", "l2", "l1")] == row
     liu = [(r.defense, r.accuracy) for r in suite.reported if r.defense.startswith("Liu")]
     assert [a for _, a in liu] == [85.94, 16.8, 88.38, 4.98, 85.64, 17.09, 88.77, 39.16]
@@ -447,11 +582,20 @@ def test_cifar10_suite_parses_resolves_and_places_every_reported_number() -> Non
 
 
 def test_partial_run_is_said_under_the_table(tmp_path: Path) -> None:
-    suite = {"name": "x", "data": {"dataset": "digits", "n_samples": 10}, "classifier": "digits-cnn",
-             "threats": [{"norm": "linf", "eps": 0.1}], "defenses": [{"name": "none"}],
-             "attacks": [{"id": "clean", "name": "clean"}, {"id": "P", "name": "pgd"}]}
-    res_dir = write_results(tmp_path / "r", suite, [cell("none", "clean", "none", 0.0, bools(9, 10)),
-                                                    cell("none", "P", "linf", 0.1, bools(2, 4))], status="running")
+    suite = {
+        "name": "x",
+        "data": {"dataset": "digits", "n_samples": 10},
+        "classifier": "digits-cnn",
+        "threats": [{"norm": "linf", "eps": 0.1}],
+        "defenses": [{"name": "none"}],
+        "attacks": [{"id": "clean", "name": "clean"}, {"id": "P", "name": "pgd"}],
+    }
+    res_dir = write_results(
+        tmp_path / "r",
+        suite,
+        [cell("none", "clean", "none", 0.0, bools(9, 10)), cell("none", "P", "linf", 0.1, bools(2, 4))],
+        status="running",
+    )
     res = runner.invoke(app, ["table", str(res_dir)])
     assert res.exit_code == 0, res.output
     assert "the run is running" in res.output and "1 of 2 cells have fewer than the suite's 10 samples" in res.output

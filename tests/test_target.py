@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from robbench.components import BuildContext
+from robbench.attacks.target import Target
+from robbench.core.components import BuildContext
+from robbench.core.seeding import SampleRNG
 from robbench.data.base import load_dataset
 from robbench.defenses.quantize import Quantize, QuantizeParams
 from robbench.defenses.random_noise import RandomNoise, RandomNoiseParams
-from robbench.seeding import SampleRNG
-from robbench.target import Target
 
 
 def _setup(digits_classifier, n: int = 6):  # type: ignore[no-untyped-def]
@@ -56,7 +56,7 @@ def test_eot_select_takes_the_samples_draws_and_checkpoint_switch(digits_classif
     sub = t.select([2, 4])
     assert sub.eot == 4 and sub._eot_rng is not None and len(sub._eot_rng) == 8
     assert sub._eot_rng.seeds[:2] == [t._eot_rng.seeds[2], t._eot_rng.seeds[4]]  # type: ignore[union-attr]
-    loss, grad, _ = sub.loss_grad(x[[2, 4]], y[[2, 4]])
+    _loss, grad, _ = sub.loss_grad(x[[2, 4]], y[[2, 4]])
     assert grad.shape == (2, 1, 8, 8) and sub.forwards == 4 and sub.backwards == 4
     q = Quantize(QuantizeParams(levels=4), ctx)
     Target(q, gradient="full", checkpoint=False)

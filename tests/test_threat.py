@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from robbench.threat import ThreatModel, norm_of, parse_eps, project, project_l1_ball
+from robbench.core.threat import ThreatModel, norm_of, parse_eps, project, project_l1_ball
 
 NORMS = ["linf", "l2", "l1"]
 EPS = {"linf": 0.1, "l2": 0.8, "l1": 3.0}

@@ -14,19 +14,19 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from robbench import registry
 from robbench.api import run
+from robbench.attacks.target import Target
 from robbench.attacks.torchattacks_adapter import INSTALL_HINT
-from robbench.cli import app
-from robbench.components import BuildContext, NoParams
+from robbench.cli.app import app
+from robbench.core import registry
+from robbench.core.components import BuildContext, NoParams
+from robbench.core.seeding import SampleRNG
+from robbench.core.threat import ThreatModel
 from robbench.data.base import load_dataset
 from robbench.defenses.none import NoDefense
 from robbench.errors import RegistryError, SuiteError
-from robbench.results import ResultsDir
-from robbench.seeding import SampleRNG
-from robbench.suite import load_suite
-from robbench.target import Target
-from robbench.threat import ThreatModel
+from robbench.results.store import ResultsDir
+from robbench.suite.check import load_suite
 from tests.conftest import base_suite
 
 
@@ -142,25 +142,43 @@ def test_validation_before_compute(fake_torchattacks, write_suite) -> None:  # t
 
     bad({"id": "a", "name": "torchattacks.PGD"}, [{"norm": "l2", "eps": 1.0}], r"does not support norm\(s\) \['l2'\]")
     bad({"id": "a", "name": "torchattacks.PGD", "params": {"kwargs": {"eps": 0.3}}}, match="set by robbench")
-    bad({"id": "a", "name": "torchattacks.PGD", "params": {"kwargs": {"stpes": 3}}}, match=r"no argument\(s\) \['stpes'\]")
+    bad(
+        {"id": "a", "name": "torchattacks.PGD", "params": {"kwargs": {"stpes": 3}}},
+        match=r"no argument\(s\) \['stpes'\]",
+    )
     bad({"id": "a", "name": "torchattacks"}, match="family of attacks")
     bad({"id": "a", "name": "torchattacks.PGD", "eot": 4}, match="eot")
 
 
-def test_adapter_runs_seeded_in_ball_and_batch_size_free(fake_torchattacks, write_suite, tmp_path: Path, zoo_dir) -> None:  # type: ignore[no-untyped-def]
+def test_adapter_runs_seeded_in_ball_and_batch_size_free(
+    fake_torchattacks, write_suite, tmp_path: Path, zoo_dir
+) -> None:  # type: ignore[no-untyped-def]
     suite = base_suite(
         data={"dataset": "digits", "n_samples": 12},
         threats=[{"norm": "linf", "eps": 0.1}, {"norm": "l2", "eps": 1.0}],
-        attacks=[{"id": "ta-pgd", "name": "torchattacks.PGD", "params": {"kwargs": {"steps": 5, "alpha": 0.03}},
-                  "norms": ["linf"]},
-                 {"id": "ta-cw", "name": "torchattacks.CW"},
-                 {"id": "ta-square", "name": "torchattacks.Square", "params": {"kwargs": {"n_queries": 10}}}],
-        evaluation={"batch_size": 12})
+        attacks=[
+            {
+                "id": "ta-pgd",
+                "name": "torchattacks.PGD",
+                "params": {"kwargs": {"steps": 5, "alpha": 0.03}},
+                "norms": ["linf"],
+            },
+            {"id": "ta-cw", "name": "torchattacks.CW"},
+            {"id": "ta-square", "name": "torchattacks.Square", "params": {"kwargs": {"n_queries": 10}}},
+        ],
+        evaluation={"batch_size": 12},
+    )
     path = write_suite(suite)
     run(path, out=tmp_path / "a", quiet=True, threads=1, checks=False)
     run(path, out=tmp_path / "b", quiet=True, threads=1, checks=False, batch_size=5)
-    a, b = (ResultsDir(tmp_path / k).read_rows().sort_values(["cell", "sample_id"]).reset_index(drop=True)
-            .drop(columns=["seconds", "peak_mem_mb"]) for k in "ab")
+    a, b = (
+        ResultsDir(tmp_path / k)
+        .read_rows()
+        .sort_values(["cell", "sample_id"])
+        .reset_index(drop=True)
+        .drop(columns=["seconds", "peak_mem_mb"])
+        for k in "ab"
+    )
     pd.testing.assert_frame_equal(a, b)
     assert a.in_ball.all() and a.error.isna().all()
     assert set(a.loc[a.attack == "ta-pgd", "norm"]) == {"linf"}  # PGD is Linf only: no L2 cell
@@ -177,8 +195,9 @@ def test_adapter_seeds_the_global_generator_in_a_fork(fake_torchattacks, digits_
     """Runs repeat exactly, and torch's global generator is left as it was."""
     ds = load_dataset("digits")
     data = ds.load("test")
-    target = Target(NoDefense(NoParams(), BuildContext(dataset=ds, device=torch.device("cpu"),
-                                                       classifier=digits_classifier)).eval())
+    target = Target(
+        NoDefense(NoParams(), BuildContext(dataset=ds, device=torch.device("cpu"), classifier=digits_classifier)).eval()
+    )
     member = registry.attacks.get("torchattacks.PGD")
     atk = member(member.Params(kwargs={"steps": 2}))
     before = torch.get_rng_state()

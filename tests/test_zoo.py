@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from robbench.core.seeding import generator
 from robbench.data import load_dataset
 from robbench.models.generative import from_diffusion, to_diffusion, tweedie
-from robbench.seeding import generator
 from robbench.zoo import ZooStore, get_recipe, load_model, recipes, train_recipe
 from robbench.zoo.train import accuracy
 
@@ -114,15 +114,31 @@ def test_training_is_deterministic_given_the_seed(name: str, tmp_path: Path) -> 
 
 
 def _train_cmd(zoo: Path, steps: int) -> list[str]:
-    return [sys.executable, "-m", "robbench.cli", "zoo", "train", "tiny-score-digits", "--steps", str(steps),
-            "--zoo-dir", str(zoo), "--threads", "1", "--checkpoint-every", "5"]
+    return [
+        sys.executable,
+        "-m",
+        "robbench.cli",
+        "zoo",
+        "train",
+        "tiny-score-digits",
+        "--steps",
+        str(steps),
+        "--zoo-dir",
+        str(zoo),
+        "--threads",
+        "1",
+        "--checkpoint-every",
+        "5",
+    ]
 
 
 def test_killed_zoo_train_resumes_to_bit_identical_weights(tmp_path: Path) -> None:
     steps = 120
     env = dict(os.environ, OMP_NUM_THREADS="1", COLUMNS="200")
     # the uninterrupted reference run goes on beside the one that gets killed
-    ref = subprocess.Popen(_train_cmd(tmp_path / "ref", steps), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    ref = subprocess.Popen(
+        _train_cmd(tmp_path / "ref", steps), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     killed = tmp_path / "killed"
     proc = subprocess.Popen(_train_cmd(killed, steps), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 600
@@ -171,8 +187,14 @@ def test_classifier_augment_trains_on_clean_and_purified_samples(defense: str, p
     from robbench.zoo.recipes import Recipe
     from robbench.zoo.train_adversarial import build_augment_defense, purify_split
 
-    r = Recipe(name="aug-test", arch="small_cnn", config={"in_channels": 1, "width": 4}, dataset="digits",
-               trainer="classifier_augment", train={"steps": 60, "lr": 0.005, "defense": defense, "defense_params": params})
+    r = Recipe(
+        name="aug-test",
+        arch="small_cnn",
+        config={"in_channels": 1, "width": 4},
+        dataset="digits",
+        trainer="classifier_augment",
+        train={"steps": 60, "lr": 0.005, "defense": defense, "defense_params": params},
+    )
     m = train_recipe(r, zoo_dir=tmp_path, quiet=True)
     assert set(m["metrics"]) >= {"test_accuracy", "purified_test_accuracy", "train_accuracy"}
     assert m["metrics"]["test_accuracy"] > 0.3  # 60 steps: well above chance (0.1)
@@ -187,19 +209,34 @@ def test_classifier_augment_trains_on_clean_and_purified_samples(defense: str, p
 
 
 def test_classifier_augment_with_pursamere_turns_sam_off(tmp_path: Path, zoo_dir: Path) -> None:
-    from robbench.registry import defenses
+    from robbench.core.registry import defenses
     from robbench.zoo.recipes import Recipe
     from robbench.zoo.train_adversarial import build_augment_defense
 
     if "pursamere" not in defenses:
         pytest.fail("the pursamere defense is not registered")
-    r = Recipe(name="aug-pur", arch="small_cnn", config={"in_channels": 1, "width": 4}, dataset="digits",
-               trainer="classifier_augment",
-               train={"steps": 4, "defense_params": {"score_model": "tiny-score-digits", "eps_pur": 0.1, "n_mc": 1,
-                                                     "levels": 1, "steps_per_level": 1}})
+    r = Recipe(
+        name="aug-pur",
+        arch="small_cnn",
+        config={"in_channels": 1, "width": 4},
+        dataset="digits",
+        trainer="classifier_augment",
+        train={
+            "steps": 4,
+            "defense_params": {
+                "score_model": "tiny-score-digits",
+                "eps_pur": 0.1,
+                "n_mc": 1,
+                "levels": 1,
+                "steps_per_level": 1,
+            },
+        },
+    )
     from robbench.models import build_model
 
-    defense = build_augment_defense(r, build_model("small_cnn", in_channels=1, width=4), load_dataset("digits"), zoo_dir)
+    defense = build_augment_defense(
+        r, build_model("small_cnn", in_channels=1, width=4), load_dataset("digits"), zoo_dir
+    )
     assert defense.params.sam is False
     x = load_dataset("digits").load("test").x[:8]
     out = defense.purify(x)
@@ -221,7 +258,7 @@ def test_recipe_hash_follows_the_recipes_it_requires() -> None:
 def test_dataset_override_that_does_not_fit_exits_2(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from robbench.cli import app
+    from robbench.cli.app import app
 
     res = CliRunner().invoke(app, ["zoo", "train", "digits-cnn", "--dataset", "cifar10", "--zoo-dir", str(tmp_path)])
     assert res.exit_code == 2
@@ -234,7 +271,7 @@ def test_dataset_override_that_does_not_fit_exits_2(tmp_path: Path) -> None:
 def test_zoo_ls_shows_metrics_and_zoo_verify_catches_a_tampered_checkpoint(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from robbench.cli import app
+    from robbench.cli.app import app
     from robbench.errors import CheckpointError
 
     runner = CliRunner()
@@ -250,7 +287,7 @@ def test_zoo_ls_shows_metrics_and_zoo_verify_catches_a_tampered_checkpoint(tmp_p
     assert res.exit_code == 0, res.output
     text = " ".join(res.output.split())  # the console may wrap the metrics onto more lines
     assert text.count(r.key) == 1
-    entry = text[text.index(r.key):]
+    entry = text[text.index(r.key) :]
     assert entry.startswith(f"{r.key} score_unet digits ")
     assert f"denoise_mse@0.1={manifest['metrics']['denoise_mse@0.1']:.4g}" in entry
     res = runner.invoke(app, ["zoo", "ls", "--recipes"])

@@ -14,10 +14,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from robbench.cli import app
+from robbench.cli.app import app
+from robbench.core.seeding import generator
 from robbench.errors import CheckpointError, RegistryError
 from robbench.models import build_model, init_weights
-from robbench.seeding import generator
 from robbench.zoo import check_checkpoint, load_model
 
 runner = CliRunner()
@@ -132,7 +132,10 @@ def test_unknown_architecture_exits_2(tmp_path: Path) -> None:
 def test_wrong_shapes_name_the_file_and_the_tensor(tmp_path: Path) -> None:
     path = tmp_path / "narrow.pt"
     torch.save(_random("small_cnn", {"width": 4}, 0).state_dict(), path)
-    with pytest.raises(CheckpointError, match=r"narrow\.pt does not match.*shape of features\.0\.weight: file \(4, 1, 3, 3\) vs model \(8, 1, 3, 3\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"narrow\.pt does not match.*shape of features\.0\.weight: file \(4, 1, 3, 3\) vs model \(8, 1, 3, 3\)",
+    ):
         check_checkpoint("small_cnn", path, config={"width": 8})
     res = _cli("small_cnn", str(path), "--config", '{"width": 8}')
     assert res.exit_code == 2 and "narrow.pt" in res.output and "shape of" in res.output
@@ -178,7 +181,9 @@ def test_code_carrying_pickle_is_refused_without_running(tmp_path: Path, fmt: st
 def test_wrong_layout_for_the_format_is_named(tmp_path: Path) -> None:
     path = tmp_path / "plain.pt"
     torch.save(_random("ncsnv2", NCSN_TINY, 0).state_dict(), path)
-    with pytest.raises(CheckpointError, match=r"plain\.pt is not in the NCSNv2 checkpoint layout.*found a plain state dict"):
+    with pytest.raises(
+        CheckpointError, match=r"plain\.pt is not in the NCSNv2 checkpoint layout.*found a plain state dict"
+    ):
         check_checkpoint("ncsnv2", path, fmt="ncsnv2", config=NCSN_TINY)
     lst = tmp_path / "list.pt"
     torch.save([torch.zeros(3)], lst)

@@ -2,15 +2,16 @@
 
 Each line pairs two cells of the stored run on the same 64 test images: accuracy of each (stochastic
 defenses under fresh randomness scored worst of 4 draws; det-seed cells their one known draw), the
-images robust in only one of them, and the exact McNemar p-value (robbench.compare.mcnemar_exact).
+images robust in only one of them, and the exact McNemar p-value (robbench.report.compare.mcnemar_exact).
 """
 
 from __future__ import annotations
 
 import sys
 
-from robbench.compare import mcnemar_exact
-from robbench.summary import load_results, scored
+from robbench.report.compare import mcnemar_exact
+from robbench.results.load import load_results
+from robbench.results.scoring import scored
 
 PAIRS = [  # (claim, (defense, attack), (defense, attack))
     ("a", ("pursamere-eps1x", "BPDA20-det"), ("scoreopt", "BPDA20-det")),
@@ -49,8 +50,10 @@ def main(path: str) -> None:
     for claim, a, b in PAIRS:
         fa, fb = flags[a], flags[b].reindex(flags[a].index)
         only_a, only_b = int(((fa == 1) & (fb == 0)).sum()), int(((fa == 0) & (fb == 1)).sum())
-        print(f"| {claim} | {' / '.join(a)} | {' / '.join(b)} | {100 * fa.mean():.1f} | {100 * fb.mean():.1f} "
-              f"| {only_a} | {only_b} | {mcnemar_exact(only_a, only_b):.3g} |")
+        print(
+            f"| {claim} | {' / '.join(a)} | {' / '.join(b)} | {100 * fa.mean():.1f} | {100 * fb.mean():.1f} "
+            f"| {only_a} | {only_b} | {mcnemar_exact(only_a, only_b):.3g} |"
+        )
 
 
 if __name__ == "__main__":

@@ -25,9 +25,9 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor
 
-from robbench.seeding import SampleRNG, derive_seed
-from robbench.target import Target
-from robbench.threat import ThreatModel
+from robbench.attacks.target import Target
+from robbench.core.seeding import SampleRNG, derive_seed
+from robbench.core.threat import ThreatModel
 
 #: robbench norm name -> the spelling of pyautoattack / torchattacks
 LIBRARY_NORMS = {"linf": "Linf", "l2": "L2", "l1": "L1"}
@@ -44,7 +44,9 @@ def batch_seed(seeds: list[int]) -> int:
 @contextmanager
 def isolated_global_rng(seed: int, device: torch.device) -> Iterator[None]:
     """Seed torch's global generator (CPU and ``device``) for a library call; restore it afterwards."""
-    devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    devices = (
+        [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    )
     with torch.random.fork_rng(devices=devices):
         torch.random.manual_seed(int(seed))
         yield
@@ -73,8 +75,9 @@ def captured_log(name: str, sink: list[str]) -> Iterator[None]:
         logger.propagate = old_propagate
 
 
-def run_library(call: LibraryCall, target: Target, x: Tensor, y: Tensor, threat: ThreatModel, rng: SampleRNG,
-                batching: str) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor]]:
+def run_library(
+    call: LibraryCall, target: Target, x: Tensor, y: Tensor, threat: ThreatModel, rng: SampleRNG, batching: str
+) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor]]:
     """Run ``call`` per sample or per batch; returns x_adv and per-sample (forwards, backwards, model evals).
 
     Images the library returns outside the threat ball or [0, 1] (beyond the runner's float slack) are

@@ -11,11 +11,11 @@ from torch import Tensor
 
 from robbench.attacks._thirdparty import LIBRARY_NORMS, captured_log, run_library
 from robbench.attacks.base import Attack
-from robbench.components import BuildContext, Params
+from robbench.attacks.target import Target
+from robbench.core.components import BuildContext, Params
+from robbench.core.seeding import SampleRNG
+from robbench.core.threat import ThreatModel
 from robbench.errors import SuiteError
-from robbench.seeding import SampleRNG
-from robbench.target import Target
-from robbench.threat import ThreatModel
 
 AAAttack = Literal["apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t"]
 
@@ -55,7 +55,9 @@ class AutoAttackParams(Params):
     @model_validator(mode="after")
     def _custom(self) -> AutoAttackParams:
         if self.version == "custom" and not self.attacks:
-            raise ValueError("version custom needs `attacks:` (a list of apgd-ce, apgd-dlr, fab, square, apgd-t, fab-t)")
+            raise ValueError(
+                "version custom needs `attacks:` (a list of apgd-ce, apgd-dlr, fab, square, apgd-t, fab-t)"
+            )
         if self.version != "custom" and self.attacks is not None:
             raise ValueError(f"`attacks:` is only used with version custom (version {self.version} fixes its own list)")
         if self.attacks is not None and len(set(self.attacks)) != len(self.attacks):
@@ -66,8 +68,11 @@ class AutoAttackParams(Params):
 def _attack_list(p: AutoAttackParams) -> list[str]:
     if p.version == "custom":
         return list(p.attacks or [])
-    return {"standard": ["apgd-ce", "apgd-t", "fab-t", "square"], "rand": ["apgd-ce", "apgd-dlr"],
-            "plus": ["apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t"]}[p.version]
+    return {
+        "standard": ["apgd-ce", "apgd-t", "fab-t", "square"],
+        "rand": ["apgd-ce", "apgd-dlr"],
+        "plus": ["apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t"],
+    }[p.version]
 
 
 def _set_apgd_iter(apgd: Any, n_iter: int) -> None:
@@ -82,8 +87,15 @@ def _set_apgd_iter(apgd: Any, n_iter: int) -> None:
 def build_autoattack(model: Any, p: AutoAttackParams, threat: ThreatModel, seed: int, device: Any) -> Any:
     """The ``pyautoattack.AutoAttack`` robbench runs for these parameters (overrides applied)."""
     pyaa = _import_pyautoattack()
-    aa = pyaa.AutoAttack(model, norm=LIBRARY_NORMS[threat.norm], eps=threat.eps, seed=int(seed), device=device,
-                         version=p.version, attacks=list(p.attacks) if p.version == "custom" else None)
+    aa = pyaa.AutoAttack(
+        model,
+        norm=LIBRARY_NORMS[threat.norm],
+        eps=threat.eps,
+        seed=int(seed),
+        device=device,
+        version=p.version,
+        attacks=list(p.attacks) if p.version == "custom" else None,
+    )
     aa.verbose = False
     if p.apgd_iter is not None:
         _set_apgd_iter(aa.apgd, p.apgd_iter)
@@ -145,12 +157,16 @@ class AutoAttack(Attack):
         targets = p.targets if p.targets is not None else 9
         targeted = [a for a in chosen if a in ("apgd-t", "fab-t")]
         if targeted and targets > n_cls - 1:
-            raise SuiteError(f"params.targets: {', '.join(targeted)} would use {targets} target classes but "
-                             f"{ctx.dataset.name} has only {n_cls - 1} other classes",
-                             hint=f"set `targets: {n_cls - 1}` (or fewer)")
+            raise SuiteError(
+                f"params.targets: {', '.join(targeted)} would use {targets} target classes but "
+                f"{ctx.dataset.name} has only {n_cls - 1} other classes",
+                hint=f"set `targets: {n_cls - 1}` (or fewer)",
+            )
         if n_cls < 3 and any(a in ("apgd-dlr", "apgd-t") for a in chosen):
-            raise SuiteError(f"params.version: the DLR loss needs at least 3 classes; {ctx.dataset.name} has {n_cls}",
-                             hint="use version custom with attacks apgd-ce, fab, square")
+            raise SuiteError(
+                f"params.version: the DLR loss needs at least 3 classes; {ctx.dataset.name} has {n_cls}",
+                hint="use version custom with attacks apgd-ce, fab, square",
+            )
 
     def run(self, target: Target, x: Tensor, y: Tensor, threat: ThreatModel | None, *, rng: SampleRNG) -> Tensor:
         assert threat is not None
@@ -217,9 +233,19 @@ class Square(Attack):
         from pyautoattack.square import SquareAttack
 
         def call(t: Target, xb: Tensor, yb: Tensor, seed: int) -> Tensor:
-            sq = SquareAttack(t.as_module(), norm=LIBRARY_NORMS[threat.norm], n_queries=p.n_queries, eps=threat.eps,
-                              p_init=p.p_init, n_restarts=p.restarts, seed=int(seed), verbose=False, loss=p.loss,
-                              resc_schedule=p.rescale_schedule, device=xb.device)
+            sq = SquareAttack(
+                t.as_module(),
+                norm=LIBRARY_NORMS[threat.norm],
+                n_queries=p.n_queries,
+                eps=threat.eps,
+                p_init=p.p_init,
+                n_restarts=p.restarts,
+                seed=int(seed),
+                verbose=False,
+                loss=p.loss,
+                resc_schedule=p.rescale_schedule,
+                device=xb.device,
+            )
             with torch.no_grad():
                 out: Tensor = sq.perturb(xb, yb)
             return out

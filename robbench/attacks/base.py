@@ -6,10 +6,10 @@ from typing import ClassVar
 
 from torch import Tensor
 
-from robbench.components import Component, Params
-from robbench.seeding import SampleRNG
-from robbench.target import Target
-from robbench.threat import ThreatModel
+from robbench.attacks.target import Target
+from robbench.core.components import Component, Params
+from robbench.core.seeding import SampleRNG
+from robbench.core.threat import ThreatModel
 
 
 class Attack(Component):

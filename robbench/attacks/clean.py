@@ -5,9 +5,9 @@ from __future__ import annotations
 from torch import Tensor
 
 from robbench.attacks.base import Attack
-from robbench.seeding import SampleRNG
-from robbench.target import Target
-from robbench.threat import ThreatModel
+from robbench.attacks.target import Target
+from robbench.core.seeding import SampleRNG
+from robbench.core.threat import ThreatModel
 
 
 class Clean(Attack):

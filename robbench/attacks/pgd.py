@@ -9,10 +9,10 @@ from pydantic import Field, field_validator
 from torch import Tensor
 
 from robbench.attacks.base import Attack
-from robbench.components import Params
-from robbench.seeding import SampleRNG
-from robbench.target import LOSSES, Target
-from robbench.threat import ThreatModel, parse_eps
+from robbench.attacks.target import LOSSES, Target
+from robbench.core.components import Params
+from robbench.core.seeding import SampleRNG
+from robbench.core.threat import ThreatModel, parse_eps
 
 
 class PGDParams(Params):
@@ -64,7 +64,7 @@ def steepest_step(grad: Tensor, norm: str, l1_sparsity: float) -> Tensor:
     if norm == "l2":
         return (g / g.norm(dim=1, keepdim=True).clamp_min(1e-12)).view(shape)
     # L1: move only the largest |g| coordinates (sparse L1 descent, Tramer & Boneh 2019)
-    k = max(1, int(round((1 - l1_sparsity) * g.shape[1])))
+    k = max(1, round((1 - l1_sparsity) * g.shape[1]))
     top = g.abs().topk(k, dim=1).indices
     step = torch.zeros_like(g).scatter_(1, top, g.gather(1, top).sign())
     return (step / k).view(shape)

@@ -2,7 +2,7 @@
 
 Registration: one entry point, ``torchattacks``, names this module's :class:`TorchAttack` *family*.
 The registry resolves a dotted name ``torchattacks.PGD`` by loading the family and calling its
-``family_member("PGD")`` (see :meth:`robbench.registry.Registry.get`), which returns a subclass
+``family_member("PGD")`` (see :meth:`robbench.core.registry.Registry.get`), which returns a subclass
 bound to ``torchattacks.PGD``. So every class the installed torchattacks has is available without
 listing them in ``pyproject.toml``, new torchattacks releases included, and ``robbench ls`` stays
 import-free (it shows the one family line). The family name alone is not an attack.
@@ -23,11 +23,11 @@ from torch import Tensor
 
 from robbench.attacks._thirdparty import LIBRARY_NORMS, run_library
 from robbench.attacks.base import Attack
-from robbench.components import BuildContext, Params
+from robbench.attacks.target import Target
+from robbench.core.components import BuildContext, Params
+from robbench.core.seeding import SampleRNG
+from robbench.core.threat import ThreatModel
 from robbench.errors import RegistryError, SuiteError
-from robbench.seeding import SampleRNG
-from robbench.target import Target
-from robbench.threat import ThreatModel
 
 INSTALL_HINT = "pip install 'robbench[torchattacks]'"
 ALL = frozenset({"linf", "l2", "l1"})
@@ -35,14 +35,42 @@ _LINF = frozenset({"linf"})
 
 #: torchattacks 3.5 classes whose threat model is known: norms robbench may run them at
 KNOWN_NORMS: dict[str, frozenset[str]] = {
-    **{n: _LINF for n in ("FGSM", "BIM", "RFGSM", "PGD", "EOTPGD", "FFGSM", "TPGD", "MIFGSM", "UPGD", "DIFGSM",
-                          "TIFGSM", "Jitter", "NIFGSM", "PGDRS", "SINIFGSM", "VMIFGSM", "VNIFGSM", "SPSA", "PIFGSM",
-                          "PIFGSMPP")},
-    "PGDL2": frozenset({"l2"}), "PGDRSL2": frozenset({"l2"}),
-    "APGD": frozenset({"linf", "l2"}), "APGDT": frozenset({"linf", "l2"}), "Square": frozenset({"linf", "l2"}),
-    "AutoAttack": frozenset({"linf", "l2"}), "FAB": ALL,
+    **dict.fromkeys(
+        (
+            "FGSM",
+            "BIM",
+            "RFGSM",
+            "PGD",
+            "EOTPGD",
+            "FFGSM",
+            "TPGD",
+            "MIFGSM",
+            "UPGD",
+            "DIFGSM",
+            "TIFGSM",
+            "Jitter",
+            "NIFGSM",
+            "PGDRS",
+            "SINIFGSM",
+            "VMIFGSM",
+            "VNIFGSM",
+            "SPSA",
+            "PIFGSM",
+            "PIFGSMPP",
+        ),
+        _LINF,
+    ),
+    "PGDL2": frozenset({"l2"}),
+    "PGDRSL2": frozenset({"l2"}),
+    "APGD": frozenset({"linf", "l2"}),
+    "APGDT": frozenset({"linf", "l2"}),
+    "Square": frozenset({"linf", "l2"}),
+    "AutoAttack": frozenset({"linf", "l2"}),
+    "FAB": ALL,
     # unbounded (minimum-norm, L0, or noise) attacks: any norm, the result projected onto the ball
-    **{n: ALL for n in ("CW", "DeepFool", "EADEN", "EADL1", "SparseFool", "OnePixel", "Pixle", "JSMA", "VANILA", "GN")},
+    **dict.fromkeys(
+        ("CW", "DeepFool", "EADEN", "EADL1", "SparseFool", "OnePixel", "Pixle", "JSMA", "VANILA", "GN"), ALL
+    ),
 }
 #: classes that query only outputs (SPSA estimates gradients by finite differences)
 GRADIENT_FREE = frozenset({"Square", "SPSA", "OnePixel", "Pixle", "GN", "VANILA"})
@@ -57,8 +85,10 @@ def import_torchattacks() -> Any:
     try:
         return importlib.import_module("torchattacks")
     except ImportError:
-        raise RegistryError("the torchattacks.<Name> attacks need the optional package torchattacks, which is not installed",
-                            hint=INSTALL_HINT) from None
+        raise RegistryError(
+            "the torchattacks.<Name> attacks need the optional package torchattacks, which is not installed",
+            hint=INSTALL_HINT,
+        ) from None
 
 
 def attack_names(ta: Any) -> list[str]:
@@ -68,7 +98,11 @@ def attack_names(ta: Any) -> list[str]:
     out = []
     for n in names:
         obj = getattr(ta, n, None)
-        if isinstance(obj, type) and n not in WRAPPERS and (base is None or (issubclass(obj, base) and obj is not base)):
+        if (
+            isinstance(obj, type)
+            and n not in WRAPPERS
+            and (base is None or (issubclass(obj, base) and obj is not base))
+        ):
             out.append(n)
     return sorted(out)
 
@@ -132,27 +166,39 @@ class TorchAttack(Attack):
             return _MEMBERS[key]
         names = attack_names(ta)
         if name in WRAPPERS:
-            raise RegistryError(f"torchattacks.{name} wraps other attack objects and cannot be built from a suite",
-                                hint="list the wrapped attacks as separate suite attacks; the table's worst case combines them")
+            raise RegistryError(
+                f"torchattacks.{name} wraps other attack objects and cannot be built from a suite",
+                hint="list the wrapped attacks as separate suite attacks; the table's worst case combines them",
+            )
         if name not in names:
             close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
             did = f" Did you mean: {', '.join('torchattacks.' + c for c in close)}?" if close else ""
-            raise RegistryError(f"unknown attack 'torchattacks.{name}': the installed torchattacks has no attack class "
-                                f"{name!r}.{did}", hint=f"torchattacks has: {', '.join(names)}")
+            raise RegistryError(
+                f"unknown attack 'torchattacks.{name}': the installed torchattacks has no attack class {name!r}.{did}",
+                hint=f"torchattacks has: {', '.join(names)}",
+            )
         klass = getattr(ta, name)
-        member = type(f"TorchAttack_{name}", (cls,), {
-            "attack_class": name, "norms": class_norms(name, klass), "uses_gradients": name not in GRADIENT_FREE,
-            "__module__": cls.__module__,
-            "__doc__": f"torchattacks.{name} through robbench's adapter.\n\n{cls.__doc__}",
-        })
+        member = type(
+            f"TorchAttack_{name}",
+            (cls,),
+            {
+                "attack_class": name,
+                "norms": class_norms(name, klass),
+                "uses_gradients": name not in GRADIENT_FREE,
+                "__module__": cls.__module__,
+                "__doc__": f"torchattacks.{name} through robbench's adapter.\n\n{cls.__doc__}",
+            },
+        )
         _MEMBERS[key] = member
         return member
 
     @classmethod
     def _class(cls) -> type:
         if cls.attack_class is None:
-            raise SuiteError("`torchattacks` is a family of attacks, not an attack: name one class",
-                             hint="e.g. `name: torchattacks.PGD` (any class of torchattacks)")
+            raise SuiteError(
+                "`torchattacks` is a family of attacks, not an attack: name one class",
+                hint="e.g. `name: torchattacks.PGD` (any class of torchattacks)",
+            )
         return getattr(import_torchattacks(), cls.attack_class)  # type: ignore[no-any-return]
 
     @classmethod
@@ -161,15 +207,20 @@ class TorchAttack(Attack):
         p: TorchAttackParams = params  # type: ignore[assignment]
         reserved = sorted(RESERVED & set(p.kwargs))
         if reserved:
-            raise SuiteError(f"params.kwargs: {reserved} are set by robbench (the model is the defense, eps and norm "
-                             "come from the suite's threats)", hint=f"remove {reserved} from kwargs")
+            raise SuiteError(
+                f"params.kwargs: {reserved} are set by robbench (the model is the defense, eps and norm "
+                "come from the suite's threats)",
+                hint=f"remove {reserved} from kwargs",
+            )
         sig = inspect.signature(klass.__init__).parameters
         if not any(v.kind is inspect.Parameter.VAR_KEYWORD for v in sig.values()):
             accepted = [k for k in sig if k not in ("self", "model") and k not in RESERVED]
             unknown = sorted(set(p.kwargs) - set(accepted))
             if unknown:
-                raise SuiteError(f"params.kwargs: torchattacks.{cls.attack_class} has no argument(s) {unknown}",
-                                 hint=f"it accepts: {', '.join(accepted) or 'nothing'}")
+                raise SuiteError(
+                    f"params.kwargs: torchattacks.{cls.attack_class} has no argument(s) {unknown}",
+                    hint=f"it accepts: {', '.join(accepted) or 'nothing'}",
+                )
 
     def run(self, target: Target, x: Tensor, y: Tensor, threat: ThreatModel | None, *, rng: SampleRNG) -> Tensor:
         assert threat is not None

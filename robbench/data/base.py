@@ -81,7 +81,7 @@ class Dataset(ABC):
 
 def load_dataset(name: str, data_dir: str | Path | None = None) -> Dataset:
     """Instantiate the data set registered as ``name``."""
-    from robbench.registry import datasets
+    from robbench.core.registry import datasets
 
     cls = datasets.get(name)
     ds: Dataset = cls(data_dir=data_dir)

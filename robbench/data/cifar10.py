@@ -47,7 +47,9 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         with open(path, "rb") as fh:
             raw = _SafeUnpickler(io.BytesIO(fh.read()), encoding="bytes").load()
     except (pickle.UnpicklingError, EOFError, ValueError) as exc:
-        raise DataError(f"{path} is not a CIFAR-10 batch file: {exc}", hint="re-extract cifar-10-python.tar.gz") from None
+        raise DataError(
+            f"{path} is not a CIFAR-10 batch file: {exc}", hint="re-extract cifar-10-python.tar.gz"
+        ) from None
     if not isinstance(raw, dict):
         raise DataError(f"{path} is not a CIFAR-10 batch file (no dict inside)")
     data = raw.get(b"data", raw.get("data"))
@@ -83,8 +85,10 @@ class CIFAR10(Dataset):
 
     def check_available(self, split: str) -> None:
         folder = self._folder()
-        hint = ("download cifar-10-python.tar.gz from the CIFAR-10 site, extract it, and pass "
-                "--data-dir /path/to/cifar-10-batches-py (or set data.data_dir in the suite)")
+        hint = (
+            "download cifar-10-python.tar.gz from the CIFAR-10 site, extract it, and pass "
+            "--data-dir /path/to/cifar-10-batches-py (or set data.data_dir in the suite)"
+        )
         if folder is None:
             raise DataError("data set 'cifar10' needs a local folder and none was given", hint=hint)
         for name in _TRAIN if split == "train" else _TEST:

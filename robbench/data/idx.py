@@ -26,7 +26,9 @@ def read_idx(path: Path) -> np.ndarray:
     with opener(path, "rb") as fh:  # type: ignore[operator]
         header = fh.read(4)
         if len(header) != 4 or header[0] != 0 or header[1] != 0:
-            raise DataError(f"{path} is not an IDX file (bad magic number)", hint="re-download or reinstall the data set")
+            raise DataError(
+                f"{path} is not an IDX file (bad magic number)", hint="re-download or reinstall the data set"
+            )
         dtype_code, ndim = header[2], header[3]
         if dtype_code != 0x08:
             raise DataError(f"{path}: unsupported IDX element type 0x{dtype_code:02x}", hint="expected unsigned bytes")
@@ -34,7 +36,9 @@ def read_idx(path: Path) -> np.ndarray:
         data = fh.read()
     expected = int(np.prod(dims))
     if len(data) != expected:
-        raise DataError(f"{path} is truncated: {len(data)} of {expected} bytes", hint="re-download or reinstall the data set")
+        raise DataError(
+            f"{path} is truncated: {len(data)} of {expected} bytes", hint="re-download or reinstall the data set"
+        )
     return np.frombuffer(data, dtype=np.uint8).reshape(dims)
 
 

@@ -8,15 +8,21 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from robbench.components import BuildContext, Params
+from robbench.core.components import BuildContext, Params
+from robbench.core.refs import ModelRef
+from robbench.core.seeding import SampleRNG
 from robbench.defenses.base import Defense
 from robbench.defenses.score_common import (
-    OptionalPositiveFloat, PositiveFloat, ScoreEval, check_sigma_range, load_score_model, run_steps, score_ladder,
+    OptionalPositiveFloat,
+    PositiveFloat,
+    ScoreEval,
+    check_sigma_range,
+    load_score_model,
+    run_steps,
+    score_ladder,
     wants_graph,
 )
 from robbench.errors import RobbenchError
-from robbench.seeding import SampleRNG
-from robbench.suite import ModelRef
 
 
 class ADPParams(Params):
@@ -61,7 +67,7 @@ class ADP(Defense):
     The noise levels must lie within the score model's ladder.
 
     Stochastic: the injected noise is the only random draw, from the sample's own stream of the
-    :class:`~robbench.seeding.SampleRNG` it is given. Choices where the paper is silent for a
+    :class:`~robbench.core.seeding.SampleRNG` it is given. Choices where the paper is silent for a
     multi-level score model: the paper's EBM gives one score; here the step uses the level-
     conditional score with the step size ``step_size * sigma_k^2`` (the Tweedie step at that level)
     and sigma annealed geometrically; no early stopping (a fixed number of steps keeps the
@@ -71,8 +77,13 @@ class ADP(Defense):
 
     Params = ADPParams
     stochastic = True
-    example_params = {"score_model": "tiny-score-digits", "steps": 2, "noise_std": 0.25, "sigma_end": 0.1,
-                      "micro_batch": 16}
+    example_params = {
+        "score_model": "tiny-score-digits",
+        "steps": 2,
+        "noise_std": 0.25,
+        "sigma_end": 0.1,
+        "micro_batch": 16,
+    }
 
     def __init__(self, params: Params, ctx: BuildContext) -> None:
         super().__init__(params, ctx)
@@ -93,8 +104,9 @@ class ADP(Defense):
     def check_params(cls, params: Params, ctx: BuildContext | None) -> None:
         cls.check_levels(params, score_ladder(params.score_model, ctx))  # type: ignore[arg-type,attr-defined]
 
-    def _step(self, state: list[Tensor] | tuple[Tensor, ...], consts: list[Tensor] | tuple[Tensor, ...],
-              create_graph: bool) -> tuple[Tensor, ...]:
+    def _step(
+        self, state: list[Tensor] | tuple[Tensor, ...], consts: list[Tensor] | tuple[Tensor, ...], create_graph: bool
+    ) -> tuple[Tensor, ...]:
         p: ADPParams = self.params  # type: ignore[assignment]
         (x,) = state
         (hyper,) = consts
@@ -106,12 +118,19 @@ class ADP(Defense):
     def purify(self, x: Tensor, *, rng: SampleRNG | None = None) -> Tensor:
         p: ADPParams = self.params  # type: ignore[assignment]
         if rng is None:
-            raise RobbenchError("adp is stochastic and needs a SampleRNG (its randomness comes only from it)",
-                                hint="call purify(x, rng=SampleRNG.for_samples(ids, seed, ...))")
+            raise RobbenchError(
+                "adp is stochastic and needs a SampleRNG (its randomness comes only from it)",
+                hint="call purify(x, rng=SampleRNG.for_samples(ids, seed, ...))",
+            )
         if len(rng) != x.shape[0]:
             raise RobbenchError(f"adp: SampleRNG has {len(rng)} streams for a batch of {x.shape[0]}")
         start = x + p.noise_std * rng.randn(*x.shape[1:]).to(x.device)
         consts = [(torch.tensor([s], dtype=torch.float64),) for s in p.levels()]
-        (out,) = run_steps(self._step, (start,), consts, differentiable=wants_graph(x),
-                           checkpoint=bool(getattr(self, "_checkpoint", False)))
+        (out,) = run_steps(
+            self._step,
+            (start,),
+            consts,
+            differentiable=wants_graph(x),
+            checkpoint=bool(getattr(self, "_checkpoint", False)),
+        )
         return out

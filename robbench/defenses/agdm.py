@@ -10,7 +10,8 @@ import torch
 from pydantic import Field, field_validator
 from torch import Tensor, nn
 
-from robbench.components import BuildContext, Params
+from robbench.core.components import BuildContext, Params
+from robbench.core.refs import ModelRef
 from robbench.defenses.diffusion_common import (
     DiffusionParams,
     DiffusionPurifier,
@@ -20,7 +21,6 @@ from robbench.defenses.diffusion_common import (
 )
 from robbench.errors import SuiteError
 from robbench.models.generative import from_diffusion
-from robbench.suite import ModelRef
 
 FeatureFn = Callable[[Tensor], Tensor]
 
@@ -39,9 +39,11 @@ def latent_features(model: nn.Module) -> FeatureFn:
         if isinstance(m, nn.Linear):
             last = m
     if last is None:
-        raise SuiteError(f"agdm params.aux_model: {type(model).__name__} has neither a latent() method nor a final "
-                         "linear layer, so its latent features are undefined",
-                         hint="use a classifier whose last layer is nn.Linear, or give it a latent(x) method")
+        raise SuiteError(
+            f"agdm params.aux_model: {type(model).__name__} has neither a latent() method nor a final "
+            "linear layer, so its latent features are undefined",
+            hint="use a classifier whose last layer is nn.Linear, or give it a latent(x) method",
+        )
     layer = last
 
     def features(x: Tensor) -> Tensor:
@@ -100,8 +102,13 @@ class AGDM(DiffusionPurifier):
     """
 
     Params: ClassVar[type[Params]] = AGDMParams
-    example_params: ClassVar[dict[str, object]] = {"diffusion_model": "tiny-diffusion-digits", "t_star": 0.1, "steps": 3,
-                                                   "aux_model": "digits-cnn", "guidance_scale": 0.05}
+    example_params: ClassVar[dict[str, object]] = {
+        "diffusion_model": "tiny-diffusion-digits",
+        "t_star": 0.1,
+        "steps": 3,
+        "aux_model": "digits-cnn",
+        "guidance_scale": 0.05,
+    }
     evals_per_step = 2
 
     @classmethod

@@ -1,7 +1,7 @@
 """The defense interface.
 
 A defense maps pixels in [0, 1] to logits: ``classify(purify(x, rng))``. ``purify`` is
-pixels -> pixels and takes *all* of its randomness from the :class:`~robbench.seeding.SampleRNG`
+pixels -> pixels and takes *all* of its randomness from the :class:`~robbench.core.seeding.SampleRNG`
 it is given (``None`` only for deterministic defenses). The runner and the attack targets wrap a
 defense for the different gradient modes (full, BPDA, gray-box, EoT) so no defense needs to know
 about attacks.
@@ -14,9 +14,9 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from robbench.components import BuildContext, Component, Params
+from robbench.core.components import BuildContext, Component, Params
+from robbench.core.seeding import SampleRNG
 from robbench.errors import SuiteError
-from robbench.seeding import SampleRNG
 
 
 class Defense(Component, nn.Module):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from robbench.components import Params
+from robbench.core.components import Params
 from robbench.defenses.diffusion_common import DiffusionParams, DiffusionPurifier
 
 
@@ -28,4 +28,8 @@ class DiffPure(DiffusionPurifier):
     """
 
     Params: ClassVar[type[Params]] = DiffusionParams
-    example_params: ClassVar[dict[str, object]] = {"diffusion_model": "tiny-diffusion-digits", "t_star": 0.1, "steps": 3}
+    example_params: ClassVar[dict[str, object]] = {
+        "diffusion_model": "tiny-diffusion-digits",
+        "t_star": 0.1,
+        "steps": 3,
+    }

@@ -33,12 +33,12 @@ from pydantic import Field, field_validator
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from robbench.components import BuildContext, Params
+from robbench.core.components import BuildContext, Params
+from robbench.core.refs import ModelRef
+from robbench.core.seeding import SampleRNG
 from robbench.defenses.base import Defense
 from robbench.errors import RobbenchError, SuiteError
 from robbench.models.generative import DiffusionModel, from_diffusion, to_diffusion
-from robbench.seeding import SampleRNG
-from robbench.suite import ModelRef
 
 Sampler = Literal["ddpm", "ddim"]
 
@@ -132,7 +132,7 @@ def model_skeleton(ref: ModelRef) -> nn.Module | None:
             arch, config = str(ref.arch), dict(ref.config)
         with torch.device("meta"):
             return build_model(arch, **config)
-    except Exception:  # noqa: BLE001 - only a best-effort pre-check; loading checks again
+    except Exception:
         return None
 
 
@@ -142,8 +142,10 @@ def check_diffusion_skeleton(model: Any, field: str, ref: ModelRef) -> int | Non
         return None
     missing = [a for a in ("betas", "alphas_cumprod", "num_classes", "class_conditional") if not hasattr(model, a)]
     if missing:
-        raise SuiteError(f"{field}: model {describe_ref(ref)} is not a diffusion model (it lacks {', '.join(missing)})",
-                         hint="name an epsilon-prediction diffusion model, e.g. the zoo's <dataset>-diffusion")
+        raise SuiteError(
+            f"{field}: model {describe_ref(ref)} is not a diffusion model (it lacks {', '.join(missing)})",
+            hint="name an epsilon-prediction diffusion model, e.g. the zoo's <dataset>-diffusion",
+        )
     return int(model.alphas_cumprod.shape[0])
 
 
@@ -196,9 +198,11 @@ class DiffusionPurifier(Defense):
     def _check_steps(cls, p: DiffusionParams, T: int) -> None:
         n = t_star_index(p.t_star, T) + 1
         if p.steps is not None and p.steps > n:
-            raise SuiteError(f"{cls._label()} params.steps: {p.steps} reverse steps but t_star = {p.t_star} of a "
-                             f"{T}-step schedule is only {n} timesteps",
-                             hint=f"use steps <= {n}, or a larger t_star")
+            raise SuiteError(
+                f"{cls._label()} params.steps: {p.steps} reverse steps but t_star = {p.t_star} of a "
+                f"{T}-step schedule is only {n} timesteps",
+                hint=f"use steps <= {n}, or a larger t_star",
+            )
 
     # -- construction -------------------------------------------------------------------------
     def __init__(self, params: Params, ctx: BuildContext) -> None:
@@ -252,15 +256,17 @@ class DiffusionPurifier(Defense):
 
     def purify(self, x: Tensor, *, rng: SampleRNG | None = None) -> Tensor:
         if rng is None:
-            raise RobbenchError(f"{self._label()} is stochastic and was called without its random streams",
-                                hint="pass a robbench.seeding.SampleRNG (rng=...)")
+            raise RobbenchError(
+                f"{self._label()} is stochastic and was called without its random streams",
+                hint="pass a robbench.core.seeding.SampleRNG (rng=...)",
+            )
         p: DiffusionParams = self.params  # type: ignore[assignment]
         b = x.shape[0]
         x_a = to_diffusion(x)
         # every draw up front, in a fixed order: forward noise, then one per stochastic reverse step
         z0 = rng.randn_like(x)
         seq = self.timesteps
-        nxt = seq[1:] + [-1]
+        nxt = [*seq[1:], -1]
         noises = [rng.randn_like(x) if (p.sampler == "ddpm" and s >= 0) else None for s in nxt]
         guide = self.guide_state(x, x_a, z0)
         x_t = q_sample(x_a, self.abar(self.t_start), z0)
@@ -278,7 +284,9 @@ def load_diffusion(ctx: BuildContext, ref: ModelRef, field: str) -> nn.Module:
     """Load a diffusion model through the build context and check it follows the protocol."""
     model = ctx.model(ref)
     if not isinstance(model, DiffusionModel):
-        raise SuiteError(f"{field}: model {describe_ref(ref)} is not a diffusion model "
-                         "(needs betas, alphas_cumprod, num_classes, class_conditional)",
-                         hint="name an epsilon-prediction diffusion model, e.g. the zoo's <dataset>-diffusion")
+        raise SuiteError(
+            f"{field}: model {describe_ref(ref)} is not a diffusion model "
+            "(needs betas, alphas_cumprod, num_classes, class_conditional)",
+            hint="name an epsilon-prediction diffusion model, e.g. the zoo's <dataset>-diffusion",
+        )
     return model

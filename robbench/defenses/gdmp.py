@@ -8,7 +8,7 @@ from typing import ClassVar
 from pydantic import Field
 from torch import Tensor
 
-from robbench.components import Params
+from robbench.core.components import Params
 from robbench.defenses.diffusion_common import DiffusionParams, DiffusionPurifier, q_sample
 
 
@@ -40,8 +40,12 @@ class GDMP(DiffusionPurifier):
     """
 
     Params: ClassVar[type[Params]] = GDMPParams
-    example_params: ClassVar[dict[str, object]] = {"diffusion_model": "tiny-diffusion-digits", "t_star": 0.1, "steps": 3,
-                                                   "guidance_scale": 30.0}
+    example_params: ClassVar[dict[str, object]] = {
+        "diffusion_model": "tiny-diffusion-digits",
+        "t_star": 0.1,
+        "steps": 3,
+        "guidance_scale": 30.0,
+    }
 
     def guide_state(self, x: Tensor, x_a: Tensor, z0: Tensor) -> tuple[Tensor, ...]:
         return (x_a, z0)

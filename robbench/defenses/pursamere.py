@@ -8,15 +8,25 @@ import torch
 from pydantic import Field, field_validator, model_validator
 from torch import Tensor
 
-from robbench.components import BuildContext, Params
+from robbench.core.components import BuildContext, Params
+from robbench.core.refs import ModelRef
+from robbench.core.seeding import SampleRNG, derive_seed, generator
 from robbench.defenses.base import Defense
 from robbench.defenses.score_common import (
-    LADDER_RTOL, Adam, PositiveFloat, ScoreEval, check_sigma_range, input_grad, load_score_model, parse_positive,
-    project_ball, run_steps, score_ladder, wants_graph,
+    LADDER_RTOL,
+    Adam,
+    PositiveFloat,
+    ScoreEval,
+    check_sigma_range,
+    input_grad,
+    load_score_model,
+    parse_positive,
+    project_ball,
+    run_steps,
+    score_ladder,
+    wants_graph,
 )
 from robbench.errors import SuiteError
-from robbench.seeding import SampleRNG, derive_seed, generator
-from robbench.suite import ModelRef
 
 
 class PurSAMEREParams(Params):
@@ -81,24 +91,28 @@ class PurSAMEREParams(Params):
 DEFAULT_SIGMA_RANGE = (0.15, 0.02)
 
 
-def select_levels(ladder: Tensor, levels: int | tuple[int, int] | None,
-                  sigma_range: tuple[float, float] | None = None) -> list[float]:
+def select_levels(
+    ladder: Tensor, levels: int | tuple[int, int] | None, sigma_range: tuple[float, float] | None = None
+) -> list[float]:
     """The used noise levels, descending; SuiteError naming the field when the ladder lacks them."""
     n = ladder.numel()
     desc = f"the score model's ladder has {n} levels, sigma {float(ladder.max()):g} -> {float(ladder.min()):g}"
     if isinstance(levels, int):
         if levels > n:
-            raise SuiteError(f"pursamere: params.levels = {levels} is not covered: {desc}",
-                             hint=f"use levels <= {n}")
+            raise SuiteError(f"pursamere: params.levels = {levels} is not covered: {desc}", hint=f"use levels <= {n}")
         idx = list(range(n - levels, n))
     elif levels is not None:
         first, last = (i + n if i < 0 else i for i in levels)
         if not (0 <= first < n and 0 <= last < n):
-            raise SuiteError(f"pursamere: params.levels = {list(levels)} is not covered: {desc}",
-                             hint=f"use indices in [0, {n - 1}] (or negative from the end)")
+            raise SuiteError(
+                f"pursamere: params.levels = {list(levels)} is not covered: {desc}",
+                hint=f"use indices in [0, {n - 1}] (or negative from the end)",
+            )
         if first > last:
-            raise SuiteError(f"pursamere: params.levels = {list(levels)}: first index after last",
-                             hint="levels run from large sigma (low index) to small sigma (high index)")
+            raise SuiteError(
+                f"pursamere: params.levels = {list(levels)}: first index after last",
+                hint="levels run from large sigma (low index) to small sigma (high index)",
+            )
         idx = list(range(first, last + 1))
     else:
         hi, lo = sigma_range or DEFAULT_SIGMA_RANGE
@@ -106,8 +120,10 @@ def select_levels(ladder: Tensor, levels: int | tuple[int, int] | None,
         check_sigma_range("pursamere", field, lo, hi, ladder)
         idx = [i for i in range(n) if lo * (1 - LADDER_RTOL) <= float(ladder[i]) <= hi * (1 + LADDER_RTOL)]
         if not idx:
-            raise SuiteError(f"pursamere: params.{field} = [{hi:g}, {lo:g}] contains no level: {desc}",
-                             hint="widen sigma_range, or pick levels by index with `levels`")
+            raise SuiteError(
+                f"pursamere: params.{field} = [{hi:g}, {lo:g}] contains no level: {desc}",
+                hint="widen sigma_range, or pick levels by index with `levels`",
+            )
     return sorted((float(ladder[i]) for i in idx), reverse=True)
 
 
@@ -145,7 +161,7 @@ class PurSAMERE(Defense):
     above were tuned on digits (see tests and the issue notes); one Adam state (beta 0.9/0.999,
     eps 1e-8) runs through all levels, the learning rate changing per level; the same N draws at
     every level; the projection is the exact Euclidean projection onto ball ∩ box
-    (:func:`robbench.threat.project`), which for linf equals "project, then clip"; R is a sum over
+    (:func:`robbench.core.threat.project`), which for linf equals "project, then clip"; R is a sum over
     pixels (Adam and the normalised SAM step are invariant to its scale). Under a full-gradient
     attack every inner gradient is taken with ``create_graph`` so the purifier is differentiated
     exactly (second order through the score network), checkpointed per step when the target asks;
@@ -155,8 +171,14 @@ class PurSAMERE(Defense):
 
     Params = PurSAMEREParams
     stochastic = False
-    example_params = {"score_model": "tiny-score-digits", "eps_pur": 0.1, "n_mc": 2, "levels": 2,
-                      "steps_per_level": 1, "micro_batch": 16}
+    example_params = {
+        "score_model": "tiny-score-digits",
+        "eps_pur": 0.1,
+        "n_mc": 2,
+        "levels": 2,
+        "steps_per_level": 1,
+        "micro_batch": 16,
+    }
 
     def __init__(self, params: Params, ctx: BuildContext) -> None:
         super().__init__(params, ctx)
@@ -174,12 +196,16 @@ class PurSAMERE(Defense):
     def check_params(cls, params: Params, ctx: BuildContext | None) -> None:
         p: PurSAMEREParams = params  # type: ignore[assignment]
         if p.rho_value > p.eps_pur:
-            raise SuiteError(f"pursamere: params.rho = {p.rho_value:g} exceeds params.eps_pur = {p.eps_pur:g}",
-                             hint="the SAM radius must be smaller than (and of the order of) the purification radius; "
-                                  "the default is eps_pur / 2")
+            raise SuiteError(
+                f"pursamere: params.rho = {p.rho_value:g} exceeds params.eps_pur = {p.eps_pur:g}",
+                hint="the SAM radius must be smaller than (and of the order of) the purification radius; "
+                "the default is eps_pur / 2",
+            )
         if p.lr_min > p.lr_max:
-            raise SuiteError(f"pursamere: params.lr_min = {p.lr_min:g} exceeds params.lr_max = {p.lr_max:g}",
-                             hint="the learning rate decays from lr_max (largest sigma) to lr_min")
+            raise SuiteError(
+                f"pursamere: params.lr_min = {p.lr_min:g} exceeds params.lr_max = {p.lr_max:g}",
+                hint="the learning rate decays from lr_max (largest sigma) to lr_min",
+            )
         select_levels(score_ladder(p.score_model, ctx), p.levels, p.sigma_range)
 
     # ---- the Monte Carlo draws --------------------------------------------------------------------
@@ -201,8 +227,9 @@ class PurSAMERE(Defense):
         s = self._scorer.score(noisy, sig).view(b, n, *x.shape[1:])
         return (xi[None] + sigma * s).square().flatten(2).sum(2).mean(1)
 
-    def _step(self, state: list[Tensor] | tuple[Tensor, ...], consts: list[Tensor] | tuple[Tensor, ...],
-              create_graph: bool) -> tuple[Tensor, ...]:
+    def _step(
+        self, state: list[Tensor] | tuple[Tensor, ...], consts: list[Tensor] | tuple[Tensor, ...], create_graph: bool
+    ) -> tuple[Tensor, ...]:
         p: PurSAMEREParams = self.params  # type: ignore[assignment]
         x, m, v = state
         x_a, xi, hyper = consts
@@ -238,6 +265,11 @@ class PurSAMERE(Defense):
             for t, (sigma, lr) in enumerate(self.schedule(), start=1)
         ]
         zeros = torch.zeros_like(x)
-        out, _, _ = run_steps(self._step, (x, zeros, zeros), consts, differentiable=graph,
-                              checkpoint=bool(getattr(self, "_checkpoint", False)))
+        out, _, _ = run_steps(
+            self._step,
+            (x, zeros, zeros),
+            consts,
+            differentiable=graph,
+            checkpoint=bool(getattr(self, "_checkpoint", False)),
+        )
         return out

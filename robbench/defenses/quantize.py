@@ -6,9 +6,9 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from robbench.components import Params
+from robbench.core.components import Params
+from robbench.core.seeding import SampleRNG
 from robbench.defenses.base import Defense
-from robbench.seeding import SampleRNG
 
 
 class QuantizeParams(Params):

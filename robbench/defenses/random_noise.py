@@ -5,10 +5,10 @@ from __future__ import annotations
 from pydantic import Field
 from torch import Tensor
 
-from robbench.components import Params
+from robbench.core.components import Params
+from robbench.core.seeding import SampleRNG
 from robbench.defenses.base import Defense
 from robbench.errors import SuiteError
-from robbench.seeding import SampleRNG
 
 
 class RandomNoiseParams(Params):

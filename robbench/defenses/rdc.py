@@ -10,7 +10,10 @@ from pydantic import Field, field_validator, model_validator
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-from robbench.components import BuildContext, Params
+from robbench.core.components import BuildContext, Params
+from robbench.core.refs import ModelRef
+from robbench.core.seeding import SampleRNG, derive_seed, generator
+from robbench.core.threat import parse_eps
 from robbench.defenses.base import Defense
 from robbench.defenses.diffusion_common import (
     check_diffusion_skeleton,
@@ -23,9 +26,6 @@ from robbench.defenses.diffusion_common import (
 )
 from robbench.errors import RobbenchError, SuiteError
 from robbench.models.generative import to_diffusion
-from robbench.seeding import SampleRNG, derive_seed, generator
-from robbench.suite import ModelRef
-from robbench.threat import parse_eps
 
 
 class RDCParams(Params):
@@ -105,8 +105,12 @@ class RDC(Defense):
     stochastic = True
     own_classifier = True
     runtime_params: ClassVar[frozenset[str]] = frozenset({"chunk"})
-    example_params: ClassVar[dict[str, object]] = {"diffusion_model": "tiny-diffusion-digits", "eta": 0.1, "steps": 2,
-                                                   "n_timesteps": 4}
+    example_params: ClassVar[dict[str, object]] = {
+        "diffusion_model": "tiny-diffusion-digits",
+        "eta": 0.1,
+        "steps": 2,
+        "n_timesteps": 4,
+    }
 
     @classmethod
     def check_params(cls, params: Params, ctx: BuildContext | None) -> None:
@@ -124,18 +128,24 @@ class RDC(Defense):
     @staticmethod
     def _check_model(model: Any, ref: ModelRef, p: RDCParams, ctx: BuildContext | None, T: int | None) -> None:
         if not bool(getattr(model, "class_conditional", False)):
-            raise SuiteError(f"rdc params.diffusion_model: model {describe_ref(ref)} is not class-conditional; "
-                             "the diffusion classifier needs p(x | y)",
-                             hint="name a diffusion model trained with labels (class_conditional: true), "
-                                  "e.g. the zoo's <dataset>-diffusion")
+            raise SuiteError(
+                f"rdc params.diffusion_model: model {describe_ref(ref)} is not class-conditional; "
+                "the diffusion classifier needs p(x | y)",
+                hint="name a diffusion model trained with labels (class_conditional: true), "
+                "e.g. the zoo's <dataset>-diffusion",
+            )
         k = int(getattr(model, "num_classes", 0))
         if ctx is not None and k != ctx.dataset.num_classes:
-            raise SuiteError(f"rdc params.diffusion_model: model {describe_ref(ref)} has {k} classes, data set "
-                             f"{ctx.dataset.name} has {ctx.dataset.num_classes}",
-                             hint="use a diffusion model trained on this data set")
+            raise SuiteError(
+                f"rdc params.diffusion_model: model {describe_ref(ref)} has {k} classes, data set "
+                f"{ctx.dataset.name} has {ctx.dataset.num_classes}",
+                hint="use a diffusion model trained on this data set",
+            )
         if T is not None and p.n_timesteps > T:
-            raise SuiteError(f"rdc params.n_timesteps: {p.n_timesteps} exceeds the model's {T} timesteps",
-                             hint=f"use n_timesteps <= {T}")
+            raise SuiteError(
+                f"rdc params.n_timesteps: {p.n_timesteps} exceeds the model's {T} timesteps",
+                hint=f"use n_timesteps <= {T}",
+            )
 
     def __init__(self, params: Params, ctx: BuildContext) -> None:
         super().__init__(params, ctx)
@@ -211,8 +221,10 @@ class RDC(Defense):
         if p.eta == 0:
             return x
         if rng is None:
-            raise RobbenchError("rdc is stochastic and was called without its random streams",
-                                hint="pass a robbench.seeding.SampleRNG (rng=...)")
+            raise RobbenchError(
+                "rdc is stochastic and was called without its random streams",
+                hint="pass a robbench.core.seeding.SampleRNG (rng=...)",
+            )
         b, m = x.shape[0], p.lm_samples
         alpha = p.step_size if p.step_size is not None else 2.5 * p.eta / p.steps
         lo, hi = (x - p.eta).clamp_min(0.0), (x + p.eta).clamp_max(1.0)

@@ -23,10 +23,10 @@ import torch
 from pydantic import BeforeValidator
 from torch import Tensor, nn
 
-from robbench.components import BuildContext
+from robbench.core.components import BuildContext
+from robbench.core.refs import ModelRef
+from robbench.core.threat import norm_of, parse_eps, project
 from robbench.errors import RobbenchError, SuiteError
-from robbench.suite import ModelRef
-from robbench.threat import norm_of, parse_eps, project
 
 #: relative slack when comparing requested noise levels with a model's ladder
 LADDER_RTOL = 1e-4
@@ -66,8 +66,10 @@ def score_ladder(ref: ModelRef, ctx: BuildContext | None) -> Tensor:
     sigmas = getattr(model, "sigmas", None)
     if not isinstance(sigmas, Tensor) or sigmas.ndim != 1 or sigmas.numel() == 0:
         name = ref.zoo or ref.arch
-        raise SuiteError(f"score_model {name!r} is not a score model: it has no 1-D `sigmas` noise ladder",
-                         hint="name a score model (e.g. digits-score), not a classifier or a diffusion model")
+        raise SuiteError(
+            f"score_model {name!r} is not a score model: it has no 1-D `sigmas` noise ladder",
+            hint="name a score model (e.g. digits-score), not a classifier or a diffusion model",
+        )
     return sigmas.detach().double().cpu()
 
 
@@ -76,8 +78,10 @@ def load_score_model(ref: ModelRef, ctx: BuildContext) -> nn.Module:
     model = ctx.model(ref)
     sigmas = getattr(model, "sigmas", None)
     if not isinstance(sigmas, Tensor) or sigmas.ndim != 1:
-        raise RobbenchError(f"score_model {ref.zoo or ref.arch!r} has no `sigmas` ladder: not a score model",
-                            hint="name a score model (e.g. digits-score)")
+        raise RobbenchError(
+            f"score_model {ref.zoo or ref.arch!r} has no `sigmas` ladder: not a score model",
+            hint="name a score model (e.g. digits-score)",
+        )
     return model
 
 
@@ -149,9 +153,9 @@ class Adam:
 
 
 def project_ball(x: Tensor, x0: Tensor, norm: str, eps: float) -> Tensor:
-    """:func:`robbench.threat.project` (ball ∩ [0,1]) with its exact derivative for L2 and L1 too.
+    """:func:`robbench.core.threat.project` (ball ∩ [0,1]) with its exact derivative for L2 and L1 too.
 
-    The projection's values always come from :func:`~robbench.threat.project`. Its L2/L1 branch finds
+    The projection's values always come from :func:`~robbench.core.threat.project`. Its L2/L1 branch finds
     the Lagrange multiplier by bisection, whose autograd derivative is not the multiplier's true
     derivative; when a graph is wanted, the result is rebuilt from the active sets of that
     projection with the multiplier in closed form, and only the rebuilt version's derivative is
@@ -229,15 +233,22 @@ class _CheckpointedStep(torch.autograd.Function):
         pairs = [(o, g) for o, g in zip(out, grads) if o.requires_grad]
         result: list[Tensor | None] = [None] * len(inputs)
         if wanted and pairs:
-            got = torch.autograd.grad([o for o, _ in pairs], [inputs[i] for i in wanted], [g for _, g in pairs],
-                                      allow_unused=True)
+            got = torch.autograd.grad(
+                [o for o, _ in pairs], [inputs[i] for i in wanted], [g for _, g in pairs], allow_unused=True
+            )
             for i, g in zip(wanted, got):
                 result[i] = g
         return (None, None, *result)
 
 
-def run_steps(fn: StepFn, state: Sequence[Tensor], consts_per_step: Sequence[Sequence[Tensor]], *,
-              differentiable: bool, checkpoint: bool) -> tuple[Tensor, ...]:
+def run_steps(
+    fn: StepFn,
+    state: Sequence[Tensor],
+    consts_per_step: Sequence[Sequence[Tensor]],
+    *,
+    differentiable: bool,
+    checkpoint: bool,
+) -> tuple[Tensor, ...]:
     """Apply ``fn`` once per entry of ``consts_per_step``, threading ``state`` through.
 
     ``differentiable`` False: no graph is built (inner gradients are taken on detached copies).

@@ -8,15 +8,23 @@ import torch
 from pydantic import Field, model_validator
 from torch import Tensor
 
-from robbench.components import BuildContext, Params
+from robbench.core.components import BuildContext, Params
+from robbench.core.refs import ModelRef
+from robbench.core.seeding import SampleRNG
 from robbench.defenses.base import Defense
 from robbench.defenses.score_common import (
-    Adam, OptionalPositiveFloat, PositiveFloat, ScoreEval, check_sigma_range, input_grad, load_score_model, run_steps,
-    score_ladder, wants_graph,
+    Adam,
+    OptionalPositiveFloat,
+    PositiveFloat,
+    ScoreEval,
+    check_sigma_range,
+    input_grad,
+    load_score_model,
+    run_steps,
+    score_ladder,
+    wants_graph,
 )
 from robbench.errors import RobbenchError
-from robbench.seeding import SampleRNG
-from robbench.suite import ModelRef
 
 
 class ScoreOptParams(Params):
@@ -71,7 +79,7 @@ class ScoreOpt(Defense):
     ``n_noise`` (1 draw per step, averaged when larger); ``micro_batch`` (64).
 
     Stochastic: every draw (t, the noises, the start noise of variant n) comes from the sample's
-    own stream of the :class:`~robbench.seeding.SampleRNG` it is given, so a fixed seed makes it a
+    own stream of the :class:`~robbench.core.seeding.SampleRNG` it is given, so a fixed seed makes it a
     deterministic function of the input (any batch size or position); score it over several draws
     or attack it with EoT. Choices where the paper is silent: sigma_t is linear in t (EDM's
     sigma(t) = t) over a range given in pixel units of [0, 1] images; losses are sums over pixels;
@@ -89,8 +97,9 @@ class ScoreOpt(Defense):
         super().__init__(params, ctx)
         p: ScoreOptParams = params  # type: ignore[assignment]
         self.score_model = load_score_model(p.score_model, ctx)
-        check_sigma_range("scoreopt", "sigma_min/sigma_max", p.sigma_min, p.sigma_max,
-                          self.score_model.sigmas.detach().double().cpu())
+        check_sigma_range(
+            "scoreopt", "sigma_min/sigma_max", p.sigma_min, p.sigma_max, self.score_model.sigmas.detach().double().cpu()
+        )
         self._scorer = ScoreEval(self.score_model, p.micro_batch, self._count)
         self._adam = Adam()
 
@@ -122,8 +131,9 @@ class ScoreOpt(Defense):
             out = out + (d1 - d2).square().flatten(2).sum(2).mean(1)
         return out
 
-    def _step(self, state: list[Tensor] | tuple[Tensor, ...], consts: list[Tensor] | tuple[Tensor, ...],
-              create_graph: bool) -> tuple[Tensor, ...]:
+    def _step(
+        self, state: list[Tensor] | tuple[Tensor, ...], consts: list[Tensor] | tuple[Tensor, ...], create_graph: bool
+    ) -> tuple[Tensor, ...]:
         p: ScoreOptParams = self.params  # type: ignore[assignment]
         x, m, v = state
         x_a, sigma, eps1, eps2, hyper = consts
@@ -135,8 +145,10 @@ class ScoreOpt(Defense):
     def purify(self, x: Tensor, *, rng: SampleRNG | None = None) -> Tensor:
         p: ScoreOptParams = self.params  # type: ignore[assignment]
         if rng is None:
-            raise RobbenchError("scoreopt is stochastic and needs a SampleRNG (its randomness comes only from it)",
-                                hint="call purify(x, rng=SampleRNG.for_samples(ids, seed, ...))")
+            raise RobbenchError(
+                "scoreopt is stochastic and needs a SampleRNG (its randomness comes only from it)",
+                hint="call purify(x, rng=SampleRNG.for_samples(ids, seed, ...))",
+            )
         if len(rng) != x.shape[0]:
             raise RobbenchError(f"scoreopt: SampleRNG has {len(rng)} streams for a batch of {x.shape[0]}")
         shape = tuple(x.shape[1:])
@@ -153,6 +165,11 @@ class ScoreOpt(Defense):
             eps2 = rng.randn(k, *shape).to(x.device) if p.loss == "sr" else torch.zeros(0, device=x.device)
             consts.append((x, sigma, eps1, eps2, torch.tensor([t], dtype=torch.float64)))
         zeros = torch.zeros_like(x)
-        out, _, _ = run_steps(self._step, (start, zeros, zeros), consts, differentiable=wants_graph(x),
-                              checkpoint=bool(getattr(self, "_checkpoint", False)))
+        out, _, _ = run_steps(
+            self._step,
+            (start, zeros, zeros),
+            consts,
+            differentiable=wants_graph(x),
+            checkpoint=bool(getattr(self, "_checkpoint", False)),
+        )
         return out

@@ -21,7 +21,11 @@ def init_weights(module: nn.Module, generator: torch.Generator) -> nn.Module:
         if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=generator)
             if m.bias is not None:
-                fan_in = m.weight[0].numel() if not isinstance(m, nn.ConvTranspose2d) else m.weight.shape[0] * m.weight[0, 0].numel()
+                fan_in = (
+                    m.weight[0].numel()
+                    if not isinstance(m, nn.ConvTranspose2d)
+                    else m.weight.shape[0] * m.weight[0, 0].numel()
+                )
                 bound = 1 / math.sqrt(max(fan_in, 1))
                 nn.init.uniform_(m.bias, -bound, bound, generator=generator)
         elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm, nn.InstanceNorm2d)):
@@ -36,7 +40,7 @@ def init_weights(module: nn.Module, generator: torch.Generator) -> nn.Module:
 
 def build_model(arch: str, **config: Any) -> nn.Module:
     """Instantiate the architecture registered as ``arch`` with its configuration."""
-    from robbench.registry import models
+    from robbench.core.registry import models
 
     cls = models.get(arch)
     try:

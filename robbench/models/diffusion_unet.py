@@ -31,9 +31,18 @@ class DiffusionUNet(nn.Module):
 
     example_config: ClassVar[dict[str, Any]] = {"in_channels": 1, "channels": 8, "depth": 1, "timesteps": 20}
 
-    def __init__(self, in_channels: int = 1, num_classes: int = 10, channels: int = 32, depth: int = 2,
-                 timesteps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02,
-                 class_conditional: bool = True, emb_dim: int | None = None) -> None:
+    def __init__(
+        self,
+        in_channels: int = 1,
+        num_classes: int = 10,
+        channels: int = 32,
+        depth: int = 2,
+        timesteps: int = 1000,
+        beta_start: float = 1e-4,
+        beta_end: float = 0.02,
+        class_conditional: bool = True,
+        emb_dim: int | None = None,
+    ) -> None:
         super().__init__()
         if timesteps < 1 or not (0 < beta_start < beta_end < 1):
             raise TypeError(f"bad schedule: timesteps={timesteps}, beta_start={beta_start}, beta_end={beta_end}")
@@ -44,7 +53,9 @@ class DiffusionUNet(nn.Module):
         betas, abar = vp_schedule(timesteps, beta_start, beta_end)
         self.register_buffer("betas", betas)
         self.register_buffer("alphas_cumprod", abar)
-        self.time_embed = nn.Sequential(nn.Linear(channels, self.emb_dim), nn.SiLU(), nn.Linear(self.emb_dim, self.emb_dim))
+        self.time_embed = nn.Sequential(
+            nn.Linear(channels, self.emb_dim), nn.SiLU(), nn.Linear(self.emb_dim, self.emb_dim)
+        )
         self.class_embed = nn.Embedding(self.num_classes + 1, self.emb_dim)
         self.net = CondUNet(in_channels, in_channels, channels, depth, self.emb_dim)
         self._feat = channels

@@ -162,11 +162,19 @@ class NCSNv2(nn.Module):
 
     example_config: ClassVar[dict[str, Any]] = {"in_channels": 1, "ngf": 4, "num_scales": 5, "sigma_max": 1.0}
 
-    def __init__(self, in_channels: int = 3, ngf: int = 128, sigma_max: float = 50.0, sigma_min: float = 0.01,
-                 num_scales: int = 232) -> None:
+    def __init__(
+        self,
+        in_channels: int = 3,
+        ngf: int = 128,
+        sigma_max: float = 50.0,
+        sigma_min: float = 0.01,
+        num_scales: int = 232,
+    ) -> None:
         super().__init__()
         if not (sigma_max > sigma_min > 0) or num_scales < 1:
-            raise TypeError(f"need sigma_max > sigma_min > 0 and num_scales >= 1, got {sigma_max}, {sigma_min}, {num_scales}")
+            raise TypeError(
+                f"need sigma_max > sigma_min > 0 and num_scales >= 1, got {sigma_max}, {sigma_min}, {num_scales}"
+            )
         self.in_channels = in_channels
         self.register_buffer("sigmas", geometric_sigmas(sigma_max, sigma_min, num_scales).float())
         g2 = 2 * ngf

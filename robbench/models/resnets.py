@@ -51,8 +51,15 @@ class ResNet20(nn.Module):
 
     example_config: ClassVar[dict[str, Any]] = {"depth": 8, "width": 4, "in_channels": 1, "mean": 0.5, "std": 0.5}
 
-    def __init__(self, depth: int = 20, width: int = 16, in_channels: int = 3, num_classes: int = 10,
-                 mean: float | tuple[float, ...] = CIFAR10_MEAN, std: float | tuple[float, ...] = CIFAR10_STD) -> None:
+    def __init__(
+        self,
+        depth: int = 20,
+        width: int = 16,
+        in_channels: int = 3,
+        num_classes: int = 10,
+        mean: float | tuple[float, ...] = CIFAR10_MEAN,
+        std: float | tuple[float, ...] = CIFAR10_STD,
+    ) -> None:
         super().__init__()
         if depth < 8 or (depth - 2) % 6:
             raise TypeError(f"ResNet depth must be 6n+2 with n >= 1, got {depth}")
@@ -101,7 +108,9 @@ class _WideBasic(nn.Module):
 class _Group(nn.Module):
     def __init__(self, n: int, c_in: int, c_out: int, stride: int) -> None:
         super().__init__()
-        self.layer = nn.Sequential(*[_WideBasic(c_in if i == 0 else c_out, c_out, stride if i == 0 else 1) for i in range(n)])
+        self.layer = nn.Sequential(
+            *[_WideBasic(c_in if i == 0 else c_out, c_out, stride if i == 0 else 1) for i in range(n)]
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         out: Tensor = self.layer(x)
@@ -121,8 +130,15 @@ class WideResNet(nn.Module):
 
     example_config: ClassVar[dict[str, Any]] = {"depth": 10, "widen_factor": 1, "in_channels": 1}
 
-    def __init__(self, depth: int = 28, widen_factor: int = 10, in_channels: int = 3, num_classes: int = 10,
-                 mean: float | tuple[float, ...] = 0.0, std: float | tuple[float, ...] = 1.0) -> None:
+    def __init__(
+        self,
+        depth: int = 28,
+        widen_factor: int = 10,
+        in_channels: int = 3,
+        num_classes: int = 10,
+        mean: float | tuple[float, ...] = 0.0,
+        std: float | tuple[float, ...] = 1.0,
+    ) -> None:
         super().__init__()
         if depth < 10 or (depth - 4) % 6:
             raise TypeError(f"WideResNet depth must be 6n+4 with n >= 1, got {depth}")

@@ -31,8 +31,16 @@ class ScoreUNet(nn.Module):
 
     example_config: ClassVar[dict[str, Any]] = {"in_channels": 1, "channels": 8, "depth": 1, "num_scales": 4}
 
-    def __init__(self, in_channels: int = 1, channels: int = 32, depth: int = 2, sigma_max: float = 1.0,
-                 sigma_min: float = 0.01, num_scales: int = 20, emb_dim: int | None = None) -> None:
+    def __init__(
+        self,
+        in_channels: int = 1,
+        channels: int = 32,
+        depth: int = 2,
+        sigma_max: float = 1.0,
+        sigma_min: float = 0.01,
+        num_scales: int = 20,
+        emb_dim: int | None = None,
+    ) -> None:
         super().__init__()
         if not (sigma_max > sigma_min > 0):
             raise TypeError(f"need sigma_max > sigma_min > 0, got {sigma_max} and {sigma_min}")
@@ -41,7 +49,9 @@ class ScoreUNet(nn.Module):
         self.in_channels = in_channels
         self.emb_dim = emb_dim or 4 * channels
         self.register_buffer("sigmas", geometric_sigmas(sigma_max, sigma_min, num_scales).float())
-        self.sigma_embed = nn.Sequential(nn.Linear(channels, self.emb_dim), nn.SiLU(), nn.Linear(self.emb_dim, self.emb_dim))
+        self.sigma_embed = nn.Sequential(
+            nn.Linear(channels, self.emb_dim), nn.SiLU(), nn.Linear(self.emb_dim, self.emb_dim)
+        )
         self.net = CondUNet(in_channels, in_channels, channels, depth, self.emb_dim)
         self._feat = channels
 

@@ -19,18 +19,22 @@ class SmallCNN(nn.Module):
 
     example_config: ClassVar[dict[str, Any]] = {"in_channels": 1, "width": 4}
 
-    def __init__(self, in_channels: int = 1, num_classes: int = 10, width: int = 32,
-                 mean: float = 0.5, std: float = 0.5) -> None:
+    def __init__(
+        self, in_channels: int = 1, num_classes: int = 10, width: int = 32, mean: float = 0.5, std: float = 0.5
+    ) -> None:
         super().__init__()
         self.in_channels, self.num_classes = in_channels, num_classes
         self.normalize = Normalize((mean,) * in_channels, (std,) * in_channels)
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(in_channels, width, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(width, 2 * width, 3, padding=1),
+            nn.ReLU(),
             nn.AdaptiveAvgPool2d(4),
         )
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(2 * width * 16, 4 * width), nn.ReLU(),
-                                  nn.Linear(4 * width, num_classes))
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Linear(2 * width * 16, 4 * width), nn.ReLU(), nn.Linear(4 * width, num_classes)
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         out: Tensor = self.head(self.features(self.normalize(x)))

@@ -13,35 +13,58 @@ from robbench.errors import CheckpointError
 from robbench.zoo.recipes import Recipe, get_recipe, recipes
 from robbench.zoo.store import ZooStore, default_zoo_dir, load_state_dict
 
-__all__ = ["Recipe", "ZooStore", "check_checkpoint", "check_model_ref", "default_zoo_dir", "get_recipe", "load_model",
-           "recipes", "train_recipe"]
+__all__ = [
+    "Recipe",
+    "ZooStore",
+    "check_checkpoint",
+    "check_model_ref",
+    "default_zoo_dir",
+    "get_recipe",
+    "load_model",
+    "recipes",
+    "train_recipe",
+]
 
 
 def _progress_bar(description: str, total: int):  # type: ignore[no-untyped-def]
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    prog = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                    TextColumn("loss {task.fields[loss]:.4f}"), TimeRemainingColumn(), transient=False)
+    prog = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("loss {task.fields[loss]:.4f}"),
+        TimeRemainingColumn(),
+        transient=False,
+    )
     task = prog.add_task(description, total=total, loss=float("nan"))
     return prog, task
 
 
-def train_recipe(recipe: Recipe, *, zoo_dir: str | Path | None = None, quiet: bool = False,
-                 data_dir: str | None = None, checkpoint_every: int | None = None) -> dict[str, Any]:
+def train_recipe(
+    recipe: Recipe,
+    *,
+    zoo_dir: str | Path | None = None,
+    quiet: bool = False,
+    data_dir: str | None = None,
+    checkpoint_every: int | None = None,
+) -> dict[str, Any]:
     """Train ``recipe`` deterministically and store it in the zoo; returns its manifest.
 
     Trainers write a partial checkpoint every ``checkpoint_every`` steps (default: a twentieth of
     the run) next to the final one; a run that is killed resumes from it with bit-identical results.
     """
+    from robbench.core.seeding import derive_seed, generator
     from robbench.data import load_dataset
     from robbench.models import build_model, init_weights
-    from robbench.seeding import derive_seed, generator
     from robbench.zoo.train import TRAINERS
 
     if recipe.trainer not in TRAINERS:
         _load_trainer_modules()
     if recipe.trainer not in TRAINERS:
-        raise CheckpointError(f"recipe {recipe.name!r} names unknown trainer {recipe.trainer!r}", hint=f"use one of {sorted(TRAINERS)}")
+        raise CheckpointError(
+            f"recipe {recipe.name!r} names unknown trainer {recipe.trainer!r}", hint=f"use one of {sorted(TRAINERS)}"
+        )
     ds = load_dataset(recipe.dataset, data_dir)
     model = build_model(recipe.arch, **recipe.config)
     _check_fits(recipe, model, ds)
@@ -57,9 +80,16 @@ def train_recipe(recipe: Recipe, *, zoo_dir: str | Path | None = None, quiet: bo
     start, cpu_start = time.perf_counter(), time.process_time()
     with prog if not quiet else _Null():
         metrics = TRAINERS[recipe.trainer](
-            model, recipe, train, test,
+            model,
+            recipe,
+            train,
+            test,
             progress=lambda step, loss: prog.update(task, completed=step, loss=loss),
-            zoo_dir=zoo_dir, data_dir=data_dir, dataset=ds, checkpoint_every=checkpoint_every, checkpointer=ckpt,
+            zoo_dir=zoo_dir,
+            data_dir=data_dir,
+            dataset=ds,
+            checkpoint_every=checkpoint_every,
+            checkpointer=ckpt,
         )
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     from robbench import __version__
@@ -69,11 +99,22 @@ def train_recipe(recipe: Recipe, *, zoo_dir: str | Path | None = None, quiet: bo
     if extra:
         state.update(extra)
     manifest = {
-        "name": recipe.name, "recipe_hash": recipe.hash, "arch": recipe.arch, "config": recipe.config,
-        "dataset": recipe.dataset, "trainer": recipe.trainer, "train": recipe.train, "seed": recipe.seed,
-        "steps": steps, "metrics": metrics, "train_seconds": round(seconds, 2), "robbench_version": __version__,
-        "train_cpu_seconds": round(cpu_seconds, 2), "torch_threads": torch.get_num_threads(),
-        "torch_version": torch.__version__, "command": _command(recipe),
+        "name": recipe.name,
+        "recipe_hash": recipe.hash,
+        "arch": recipe.arch,
+        "config": recipe.config,
+        "dataset": recipe.dataset,
+        "trainer": recipe.trainer,
+        "train": recipe.train,
+        "seed": recipe.seed,
+        "steps": steps,
+        "metrics": metrics,
+        "train_seconds": round(seconds, 2),
+        "robbench_version": __version__,
+        "train_cpu_seconds": round(cpu_seconds, 2),
+        "torch_threads": torch.get_num_threads(),
+        "torch_version": torch.__version__,
+        "command": _command(recipe),
         "resumed_from_step": ckpt.resumed_from,
     }
     saved = ZooStore(zoo_dir).save(recipe.key, state, manifest)
@@ -85,12 +126,18 @@ def _check_fits(recipe: Recipe, model: nn.Module, ds: Any) -> None:
     """The data set's channels and classes fit the architecture (e.g. after ``--dataset``)."""
     channels = getattr(model, "in_channels", recipe.config.get("in_channels"))
     if channels is not None and int(channels) != ds.shape[0]:
-        raise CheckpointError(f"recipe {recipe.name!r}: {recipe.arch} takes {channels}-channel images but data set "
-                              f"{ds.name!r} has {ds.shape[0]}", hint="pick a data set of the recipe's kind, or another recipe")
+        raise CheckpointError(
+            f"recipe {recipe.name!r}: {recipe.arch} takes {channels}-channel images but data set "
+            f"{ds.name!r} has {ds.shape[0]}",
+            hint="pick a data set of the recipe's kind, or another recipe",
+        )
     classes = getattr(model, "num_classes", recipe.config.get("num_classes"))
     if classes is not None and int(classes) != ds.num_classes:
-        raise CheckpointError(f"recipe {recipe.name!r}: {recipe.arch} has {classes} classes but data set "
-                              f"{ds.name!r} has {ds.num_classes}", hint="pick a data set of the recipe's kind, or another recipe")
+        raise CheckpointError(
+            f"recipe {recipe.name!r}: {recipe.arch} has {classes} classes but data set "
+            f"{ds.name!r} has {ds.num_classes}",
+            hint="pick a data set of the recipe's kind, or another recipe",
+        )
 
 
 def _command(recipe: Recipe) -> str:
@@ -140,7 +187,7 @@ def check_model_ref(ref: Any, where: str) -> None:
     is refused by ``robbench validate`` before a results directory exists. Zoo checkpoints are
     verified against their manifests when loaded.
     """
-    from robbench.registry import models
+    from robbench.core.registry import models
     from robbench.zoo.store import verify_sha256
 
     f = _ref_fields(ref)
@@ -152,8 +199,9 @@ def check_model_ref(ref: Any, where: str) -> None:
             models.entry(f["arch"])
             path = Path(f["checkpoint"]).expanduser()
             if not path.is_file():
-                raise CheckpointError(f"checkpoint {f['checkpoint']} not found",
-                                      hint="give the local path of the checkpoint file")
+                raise CheckpointError(
+                    f"checkpoint {f['checkpoint']} not found", hint="give the local path of the checkpoint file"
+                )
             if f.get("format", "state_dict") == "state_dict":
                 load_state_dict(path, f.get("sha256"))
             elif f.get("sha256"):
@@ -173,11 +221,21 @@ def model_identity(ref: Any) -> dict[str, Any]:
         return {"zoo": r.name, "recipe": r.hash}
     from robbench.zoo.store import sha256_file
 
-    return {"arch": f["arch"], "config": f.get("config", {}), "sha256": f.get("sha256") or sha256_file(Path(f["checkpoint"]).expanduser())}
+    return {
+        "arch": f["arch"],
+        "config": f.get("config", {}),
+        "sha256": f.get("sha256") or sha256_file(Path(f["checkpoint"]).expanduser()),
+    }
 
 
-def load_model(ref: Any, *, zoo_dir: str | Path | None = None, device: torch.device | str = "cpu",
-               train_missing: bool = True, quiet: bool = False) -> nn.Module:
+def load_model(
+    ref: Any,
+    *,
+    zoo_dir: str | Path | None = None,
+    device: torch.device | str = "cpu",
+    train_missing: bool = True,
+    quiet: bool = False,
+) -> nn.Module:
     """Load a model named by a zoo name or a checkpoint reference; train a missing zoo model."""
     from robbench.models import build_model
 
@@ -187,10 +245,11 @@ def load_model(ref: Any, *, zoo_dir: str | Path | None = None, device: torch.dev
         recipe = get_recipe(f["zoo"])
         if not store.has(recipe.key):
             if not train_missing:
-                raise CheckpointError(f"zoo model {recipe.name!r} is not in {store.root}",
-                                      hint=f"run `robbench zoo train {recipe.name}`")
+                raise CheckpointError(
+                    f"zoo model {recipe.name!r} is not in {store.root}", hint=f"run `robbench zoo train {recipe.name}`"
+                )
             train_recipe(recipe, zoo_dir=zoo_dir, quiet=quiet)
-        state, manifest = store.load(recipe.key)
+        state, _manifest = store.load(recipe.key)
         model = build_model(recipe.arch, **recipe.config)
         where = str(store.paths(recipe.key)[0])
     else:
@@ -211,8 +270,14 @@ def load_model(ref: Any, *, zoo_dir: str | Path | None = None, device: torch.dev
     return model.to(device)
 
 
-def check_checkpoint(arch: str, path: str | Path, *, fmt: str = "state_dict", sha256: str | None = None,
-                     config: str | dict[str, Any] | None = None) -> dict[str, Any]:
+def check_checkpoint(
+    arch: str,
+    path: str | Path,
+    *,
+    fmt: str = "state_dict",
+    sha256: str | None = None,
+    config: str | dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Load a local checkpoint into ``arch`` as a suite would; returns its parameter count and sha256.
 
     Raises :class:`CheckpointError` naming the file and the problem (missing, failing its hash, not
@@ -226,23 +291,31 @@ def check_checkpoint(arch: str, path: str | Path, *, fmt: str = "state_dict", sh
         try:
             config = json.loads(config)
         except json.JSONDecodeError as exc:
-            raise CheckpointError(f"--config is not JSON: {exc}", hint='e.g. --config \'{"depth": 28}\'') from None
+            raise CheckpointError(f"--config is not JSON: {exc}", hint="e.g. --config '{\"depth\": 28}'") from None
         if not isinstance(config, dict):
-            raise CheckpointError("--config must be a JSON object", hint='e.g. --config \'{"depth": 28}\'')
+            raise CheckpointError("--config must be a JSON object", hint="e.g. --config '{\"depth\": 28}'")
     model = load_model({"arch": arch, "checkpoint": str(path), "format": fmt, "sha256": sha256, "config": config or {}})
     return {"parameters": sum(p.numel() for p in model.parameters()), "sha256": sha256_file(Path(path).expanduser())}
 
 
 def _load_into(model: nn.Module, state: Any, where: str) -> None:
-    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
-        raise CheckpointError(f"checkpoint {where} is not a state dict (parameter names -> tensors): it holds a {type(state).__name__}",
-                              hint="give a file saved with torch.save(model.state_dict()), or name its format "
-                                   "(format: ncsnv2 | robustbench)")
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise CheckpointError(
+            f"checkpoint {where} is not a state dict (parameter names -> tensors): it holds a {type(state).__name__}",
+            hint="give a file saved with torch.save(model.state_dict()), or name its format "
+            "(format: ncsnv2 | robustbench)",
+        )
     own = model.state_dict()
     state = {k: v for k, v in state.items() if not k.startswith("_")}
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
-    bad_shape = [(k, tuple(state[k].shape), tuple(own[k].shape)) for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    bad_shape = [
+        (k, tuple(state[k].shape), tuple(own[k].shape))
+        for k in own
+        if k in state and tuple(state[k].shape) != tuple(own[k].shape)
+    ]
     if missing or unexpected or bad_shape:
         parts = []
         if missing:
@@ -252,6 +325,8 @@ def _load_into(model: nn.Module, state: Any, where: str) -> None:
         if bad_shape:
             k, got, want = bad_shape[0]
             parts.append(f"shape of {k}: file {got} vs model {want}")
-        raise CheckpointError(f"checkpoint {where} does not match its architecture: {'; '.join(parts)}",
-                              hint="check the architecture name and config, or the checkpoint format")
+        raise CheckpointError(
+            f"checkpoint {where} does not match its architecture: {'; '.join(parts)}",
+            hint="check the architecture name and config, or the checkpoint format",
+        )
     model.load_state_dict(state)

@@ -33,11 +33,15 @@ FORMATS = ("ncsnv2", "robustbench")
 
 
 def _strip(state: Mapping[str, Any], prefix: str = "module.") -> dict[str, Any]:
-    return {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in state.items()}
+    return {(k[len(prefix) :] if k.startswith(prefix) else k): v for k, v in state.items()}
 
 
 def _is_tensor_dict(obj: Any) -> bool:
-    return isinstance(obj, Mapping) and len(obj) > 0 and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+    return (
+        isinstance(obj, Mapping)
+        and len(obj) > 0
+        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+    )
 
 
 def read_ncsnv2(obj: Any, path: Path) -> dict[str, torch.Tensor]:
@@ -54,8 +58,10 @@ def read_ncsnv2(obj: Any, path: Path) -> dict[str, torch.Tensor]:
         ema = _strip(obj[-1])
         unknown = sorted(set(ema) - set(state))
         if unknown:
-            raise CheckpointError(f"{path}: its EMA entry names parameters the model state lacks: {unknown[:3]}",
-                                  hint="the file mixes two models; re-export it from one NCSNv2 run")
+            raise CheckpointError(
+                f"{path}: its EMA entry names parameters the model state lacks: {unknown[:3]}",
+                hint="the file mixes two models; re-export it from one NCSNv2 run",
+            )
         state.update(ema)
     return state
 
@@ -81,8 +87,9 @@ def read(fmt: str, path: str | Path, sha256: str | None, model: nn.Module) -> di
     """Read the checkpoint at ``path`` in format ``fmt`` (see the module docstring) for ``model``."""
     path = Path(path).expanduser()
     if fmt not in FORMATS:
-        raise CheckpointError(f"unknown checkpoint format {fmt!r} for {path}",
-                              hint=f"use one of state_dict, {', '.join(FORMATS)}")
+        raise CheckpointError(
+            f"unknown checkpoint format {fmt!r} for {path}", hint=f"use one of state_dict, {', '.join(FORMATS)}"
+        )
     obj = load_weights_only(path, sha256)
     if fmt == "ncsnv2":
         return read_ncsnv2(obj, path)

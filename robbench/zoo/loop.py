@@ -16,9 +16,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from robbench.core.io import atomic_write_bytes
+from robbench.core.seeding import derive_seed, generator
 from robbench.errors import CheckpointError
-from robbench.io import atomic_write_bytes
-from robbench.seeding import derive_seed, generator
 
 
 def step_generator(seed: int, purpose: str, step: int) -> torch.Generator:
@@ -90,8 +90,9 @@ class Checkpointer:
         #: the step a run continued from (0: trained from the start)
         self.resumed_from = 0
 
-    def restore(self, model: nn.Module, opt: torch.optim.Optimizer, *, sched: Any = None,
-                ema: EMA | None = None) -> int:
+    def restore(
+        self, model: nn.Module, opt: torch.optim.Optimizer, *, sched: Any = None, ema: EMA | None = None
+    ) -> int:
         if not self.path.is_file():
             return 0
         try:
@@ -106,17 +107,26 @@ class Checkpointer:
                 ema.load_state_dict(blob["ema"])
             self.resumed_from = int(blob["step"])
             return self.resumed_from
-        except Exception as exc:  # noqa: BLE001 - any defect: the partial file is unusable
-            raise CheckpointError(f"partial checkpoint {self.path} cannot be resumed: {str(exc)[:200]}",
-                                  hint=f"delete {self.path} to train from the start") from None
+        except Exception as exc:
+            raise CheckpointError(
+                f"partial checkpoint {self.path} cannot be resumed: {str(exc)[:200]}",
+                hint=f"delete {self.path} to train from the start",
+            ) from None
 
-    def save(self, step: int, model: nn.Module, opt: torch.optim.Optimizer, *, sched: Any = None,
-             ema: EMA | None = None) -> None:
+    def save(
+        self, step: int, model: nn.Module, opt: torch.optim.Optimizer, *, sched: Any = None, ema: EMA | None = None
+    ) -> None:
         """Write the state after ``step`` completed steps, when ``step`` is a multiple of ``every``."""
         if step % self.every or step >= self.steps:
             return
-        blob = {"step": step, "recipe_hash": self.recipe_hash, "model": model.state_dict(), "opt": opt.state_dict(),
-                "sched": sched.state_dict() if sched is not None else {}, "ema": ema.state_dict() if ema is not None else {}}
+        blob = {
+            "step": step,
+            "recipe_hash": self.recipe_hash,
+            "model": model.state_dict(),
+            "opt": opt.state_dict(),
+            "sched": sched.state_dict() if sched is not None else {},
+            "ema": ema.state_dict() if ema is not None else {},
+        }
         buf = io.BytesIO()
         torch.save(blob, buf)
         atomic_write_bytes(self.path, buf.getvalue())

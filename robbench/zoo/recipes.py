@@ -65,5 +65,7 @@ def get_recipe(name: str) -> Recipe:
     if name not in table:
         close = difflib.get_close_matches(name, list(table), n=3, cutoff=0.5)
         did = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise CheckpointError(f"unknown zoo model {name!r}.{did}", hint="run `robbench zoo ls --recipes` for the known names")
+        raise CheckpointError(
+            f"unknown zoo model {name!r}.{did}", hint="run `robbench zoo ls --recipes` for the known names"
+        )
     return table[name]

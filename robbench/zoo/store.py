@@ -12,8 +12,8 @@ from typing import Any
 
 import torch
 
+from robbench.core.io import atomic_write_bytes, atomic_write_text
 from robbench.errors import CheckpointError
-from robbench.io import atomic_write_bytes, atomic_write_text
 
 
 def default_zoo_dir() -> Path:
@@ -48,8 +48,10 @@ def load_state_dict(path: Path, sha256: str | None = None) -> dict[str, torch.Te
     """Verify ``path`` against ``sha256`` (when given) and load it weights-only (no code runs)."""
     obj = load_weights_only(path, sha256)
     if not isinstance(obj, dict) or not all(isinstance(k, str) for k in obj):
-        raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a state dict (name -> tensor)",
-                              hint="save the weights with torch.save(model.state_dict(), path)")
+        raise CheckpointError(
+            f"{path} holds a {type(obj).__name__}, not a state dict (name -> tensor)",
+            hint="save the weights with torch.save(model.state_dict(), path)",
+        )
     return obj
 
 
@@ -57,12 +59,14 @@ def load_weights_only(path: Path, sha256: str | None = None) -> Any:
     """Verify ``path`` against ``sha256`` (when given) and unpickle it weights-only: tensors and plain
     containers (lists, dicts, numbers, strings) only, so no code in the file runs. Any layout."""
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} not found", hint="check the path, or train it with `robbench zoo train`")
+        raise CheckpointError(
+            f"checkpoint {path} not found", hint="check the path, or train it with `robbench zoo train`"
+        )
     if sha256 is not None:
         verify_sha256(path, sha256)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a weights file"
+    except Exception as exc:
         raise CheckpointError(
             f"{path} is not a weights-only checkpoint (refused without running anything): {_unpickle_reason(exc)}",
             hint="robbench loads only tensors and plain containers; re-save the file with torch.save(model.state_dict())",
@@ -130,7 +134,9 @@ class ZooStore:
         try:
             data: dict[str, Any] = json.loads(man.read_text())
         except (OSError, json.JSONDecodeError) as exc:
-            raise CheckpointError(f"zoo manifest {man} is unreadable: {exc}", hint=f"delete {man} and retrain") from None
+            raise CheckpointError(
+                f"zoo manifest {man} is unreadable: {exc}", hint=f"delete {man} and retrain"
+            ) from None
         return data
 
     def load(self, key: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -139,8 +145,10 @@ class ZooStore:
             manifest = self.manifest(key)
             ckpt, man = self.paths(key)
             if not isinstance(manifest.get("sha256"), str):  # never load a zoo file unverified
-                raise CheckpointError(f"zoo manifest {man} records no sha256 for {ckpt.name}",
-                                      hint=f"delete {ckpt} and {man} and retrain (`robbench zoo train`)")
+                raise CheckpointError(
+                    f"zoo manifest {man} records no sha256 for {ckpt.name}",
+                    hint=f"delete {ckpt} and {man} and retrain (`robbench zoo train`)",
+                )
             state = load_state_dict(ckpt, manifest["sha256"])
         return state, manifest
 
@@ -167,5 +175,7 @@ class ZooStore:
             else:
                 actual = sha256_file(ckpt)
                 ok = actual == entry.get("sha256")
-                rows.append((key, ok, "ok" if ok else f"sha256 mismatch: {actual[:12]} != {str(entry.get('sha256'))[:12]}"))
+                rows.append(
+                    (key, ok, "ok" if ok else f"sha256 mismatch: {actual[:12]} != {str(entry.get('sha256'))[:12]}")
+                )
         return rows

@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from robbench.core.seeding import derive_seed, generator
 from robbench.data.base import DataSplit
-from robbench.seeding import derive_seed, generator
 from robbench.zoo.loop import Checkpointer, resumed_batches
 
 #: trainer name -> function(model, recipe, train split, test split, progress callback, ctx) -> metrics
@@ -49,10 +49,17 @@ def accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 512) -> f
 
 
 @trainer("classifier")
-def train_classifier(model: nn.Module, recipe: Any, train: DataSplit, test: DataSplit,
-                     progress: Callable[[int, float], None], zoo_dir: Any = None,
-                     checkpoint_every: int | None = None,
-        checkpointer: Checkpointer | None = None, **_: Any) -> dict[str, Any]:
+def train_classifier(
+    model: nn.Module,
+    recipe: Any,
+    train: DataSplit,
+    test: DataSplit,
+    progress: Callable[[int, float], None],
+    zoo_dir: Any = None,
+    checkpoint_every: int | None = None,
+    checkpointer: Checkpointer | None = None,
+    **_: Any,
+) -> dict[str, Any]:
     """Cross-entropy training with Adam and a cosine learning-rate decay (resumable)."""
     cfg = recipe.train
     steps, bs, lr = int(cfg.get("steps", 1000)), int(cfg.get("batch_size", 64)), float(cfg.get("lr", 1e-3))

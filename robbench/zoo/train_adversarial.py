@@ -10,21 +10,22 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from robbench.core.seeding import SampleRNG
+from robbench.core.threat import ThreatModel, parse_eps
 from robbench.data.base import DataSplit
-from robbench.seeding import SampleRNG
-from robbench.threat import ThreatModel, parse_eps
 from robbench.zoo.loop import Checkpointer, resumed_batches
 from robbench.zoo.train import accuracy, trainer
 
 
-def pgd_examples(model: nn.Module, x: Tensor, y: Tensor, threat: ThreatModel, steps: int, step_size: float,
-                 rng: SampleRNG) -> Tensor:
+def pgd_examples(
+    model: nn.Module, x: Tensor, y: Tensor, threat: ThreatModel, steps: int, step_size: float, rng: SampleRNG
+) -> Tensor:
     """Madry's training-time PGD: random start in the ball, ``steps`` steepest-ascent steps on the
     cross-entropy, exact projection onto ball ∩ [0, 1]; returns the last iterate.
 
     The start, the step direction and the projection are robbench's PGD attack's own
     (:func:`robbench.attacks.pgd.random_start`, :func:`~robbench.attacks.pgd.steepest_step`,
-    :meth:`robbench.threat.ThreatModel.project`).
+    :meth:`robbench.core.threat.ThreatModel.project`).
     """
     from robbench.attacks.pgd import random_start, steepest_step
 
@@ -41,13 +42,14 @@ def _threat(cfg: dict[str, Any]) -> ThreatModel:
     return ThreatModel(str(cfg.get("norm", "linf")), parse_eps(cfg.get("eps", 0.1)))  # type: ignore[arg-type]
 
 
-def pgd_accuracy(model: nn.Module, dataset: Any, test: DataSplit, threat: ThreatModel, steps: int, seed: int,
-                 batch_size: int = 256) -> float:
+def pgd_accuracy(
+    model: nn.Module, dataset: Any, test: DataSplit, threat: ThreatModel, steps: int, seed: int, batch_size: int = 256
+) -> float:
     """Accuracy under robbench's own PGD attack (``steps`` steps, one restart) on the undefended model."""
     from robbench.attacks.pgd import PGD
-    from robbench.components import BuildContext
+    from robbench.attacks.target import Target
+    from robbench.core.components import BuildContext
     from robbench.defenses.none import NoDefense
-    from robbench.target import Target
 
     model.eval()
     ctx = BuildContext(dataset=dataset, device=torch.device("cpu"), suite_seed=seed, classifier=model)
@@ -68,10 +70,18 @@ def _lr_schedule(opt: torch.optim.Optimizer, steps: int) -> torch.optim.lr_sched
 
 
 @trainer("adversarial")
-def train_adversarial(model: nn.Module, recipe: Any, train: DataSplit, test: DataSplit,
-                      progress: Callable[[int, float], None], zoo_dir: Any = None, dataset: Any = None,
-                      checkpoint_every: int | None = None,
-        checkpointer: Checkpointer | None = None, **_: Any) -> dict[str, Any]:
+def train_adversarial(
+    model: nn.Module,
+    recipe: Any,
+    train: DataSplit,
+    test: DataSplit,
+    progress: Callable[[int, float], None],
+    zoo_dir: Any = None,
+    dataset: Any = None,
+    checkpoint_every: int | None = None,
+    checkpointer: Checkpointer | None = None,
+    **_: Any,
+) -> dict[str, Any]:
     """PGD adversarial training (Madry et al. 2018): cross-entropy on PGD examples of each batch.
 
     Train config: ``steps``, ``batch_size`` (64), ``lr`` (1e-3, Adam, cosine decay), ``norm``
@@ -104,11 +114,16 @@ def train_adversarial(model: nn.Module, recipe: Any, train: DataSplit, test: Dat
         progress(step + 1, loss.item())
         ckpt.save(step + 1, model, opt, sched=sched)
     model.eval()
-    metrics: dict[str, Any] = {"test_accuracy": accuracy(model, test.x, test.y), "train_accuracy": accuracy(model, train.x, train.y)}
+    metrics: dict[str, Any] = {
+        "test_accuracy": accuracy(model, test.x, test.y),
+        "train_accuracy": accuracy(model, train.x, train.y),
+    }
     eval_steps = int(cfg.get("eval_steps", 20))
     n = min(len(test), int(cfg.get("eval_samples", len(test))))
     sub = test if n == len(test) else test.subset(list(range(n)))
-    metrics[f"pgd{eval_steps}_accuracy_{threat.id}"] = pgd_accuracy(model, dataset, sub, threat, eval_steps, recipe.seed)
+    metrics[f"pgd{eval_steps}_accuracy_{threat.id}"] = pgd_accuracy(
+        model, dataset, sub, threat, eval_steps, recipe.seed
+    )
     metrics["pgd_eval_samples"] = n
     return metrics
 
@@ -119,8 +134,8 @@ def build_augment_defense(recipe: Any, model: nn.Module, dataset: Any, zoo_dir: 
     ``train.defense`` (default ``pursamere``) with ``train.defense_params``; a defense whose
     parameters have a ``sam`` switch gets ``sam: false`` (PurSAMERE section 4 trains without SAM).
     """
-    from robbench.components import BuildContext, parse_params
-    from robbench.registry import defenses
+    from robbench.core.components import BuildContext, parse_params
+    from robbench.core.registry import defenses
 
     cfg = recipe.train
     name = str(cfg.get("defense", "pursamere"))
@@ -129,8 +144,13 @@ def build_augment_defense(recipe: Any, model: nn.Module, dataset: Any, zoo_dir: 
     if "sam" in cls.Params.model_fields:
         raw["sam"] = False
     params = parse_params(cls.Params, raw, f"zoo recipe {recipe.name}: train.defense_params")
-    ctx = BuildContext(dataset=dataset, device=torch.device("cpu"), suite_seed=recipe.seed, classifier=model,
-                       zoo_dir=str(zoo_dir) if zoo_dir else None)
+    ctx = BuildContext(
+        dataset=dataset,
+        device=torch.device("cpu"),
+        suite_seed=recipe.seed,
+        classifier=model,
+        zoo_dir=str(zoo_dir) if zoo_dir else None,
+    )
     cls.check_params(params, ctx)
     defense = cls(params, ctx)
     defense.eval()
@@ -148,10 +168,18 @@ def purify_split(defense: Any, split: DataSplit, seed: int, batch_size: int = 25
 
 
 @trainer("classifier_augment")
-def train_classifier_augment(model: nn.Module, recipe: Any, train: DataSplit, test: DataSplit,
-                             progress: Callable[[int, float], None], zoo_dir: Any = None, dataset: Any = None,
-                             checkpoint_every: int | None = None, checkpointer: Checkpointer | None = None,
-                             **_: Any) -> dict[str, Any]:
+def train_classifier_augment(
+    model: nn.Module,
+    recipe: Any,
+    train: DataSplit,
+    test: DataSplit,
+    progress: Callable[[int, float], None],
+    zoo_dir: Any = None,
+    dataset: Any = None,
+    checkpoint_every: int | None = None,
+    checkpointer: Checkpointer | None = None,
+    **_: Any,
+) -> dict[str, Any]:
     """PurSAMERE's classifier augmentation (section 4): cross-entropy on clean and purified samples.
 
     Every training image is purified once by the recipe's defense (``train.defense``, default
@@ -182,5 +210,8 @@ def train_classifier_augment(model: nn.Module, recipe: Any, train: DataSplit, te
         ckpt.save(step + 1, model, opt, sched=sched)
     model.eval()
     test_pur = purify_split(defense, test, recipe.seed)
-    return {"test_accuracy": accuracy(model, test.x, test.y), "purified_test_accuracy": accuracy(model, test_pur, test.y),
-            "train_accuracy": accuracy(model, train.x, train.y)}
+    return {
+        "test_accuracy": accuracy(model, test.x, test.y),
+        "purified_test_accuracy": accuracy(model, test_pur, test.y),
+        "train_accuracy": accuracy(model, train.x, train.y),
+    }

@@ -13,8 +13,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from robbench.core.seeding import derive_seed, generator
 from robbench.data.base import DataSplit
-from robbench.seeding import derive_seed, generator
 from robbench.zoo.loop import EMA, Checkpointer, resumed_batches, step_generator
 from robbench.zoo.train import trainer
 
@@ -54,8 +54,9 @@ def _step(opt: torch.optim.Optimizer, model: nn.Module, loss: Tensor, lr: float,
 
 
 @torch.no_grad()
-def denoising_mse(model: nn.Module, x: Tensor, sigmas: tuple[float, ...] = EVAL_SIGMAS, seed: int = 0,
-                  batch_size: int = 256) -> dict[str, float]:
+def denoising_mse(
+    model: nn.Module, x: Tensor, sigmas: tuple[float, ...] = EVAL_SIGMAS, seed: int = 0, batch_size: int = 256
+) -> dict[str, float]:
     """MSE to the clean images of the Tweedie denoiser and of the noisy input, at each sigma."""
     from robbench.models.generative import tweedie
 
@@ -77,10 +78,17 @@ def denoising_mse(model: nn.Module, x: Tensor, sigmas: tuple[float, ...] = EVAL_
 
 
 @trainer("dsm")
-def train_dsm(model: nn.Module, recipe: Any, train: DataSplit, test: DataSplit,
-              progress: Callable[[int, float], None], zoo_dir: Any = None,
-              checkpoint_every: int | None = None,
-        checkpointer: Checkpointer | None = None, **_: Any) -> dict[str, Any]:
+def train_dsm(
+    model: nn.Module,
+    recipe: Any,
+    train: DataSplit,
+    test: DataSplit,
+    progress: Callable[[int, float], None],
+    zoo_dir: Any = None,
+    checkpoint_every: int | None = None,
+    checkpointer: Checkpointer | None = None,
+    **_: Any,
+) -> dict[str, Any]:
     """Denoising score matching over the model's sigma ladder (Song & Ermon 2019/2020), with EMA.
 
     Loss ``mean_i || sigma_i s(x + sigma_i xi, sigma_i) + xi ||^2`` with one level drawn uniformly
@@ -118,8 +126,14 @@ def train_dsm(model: nn.Module, recipe: Any, train: DataSplit, test: DataSplit,
 
 
 @torch.no_grad()
-def x0_mse(model: nn.Module, x: Tensor, y: Tensor, fractions: tuple[float, ...] = (0.1, 0.25, 0.5), seed: int = 0,
-           batch_size: int = 256) -> dict[str, float]:
+def x0_mse(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    fractions: tuple[float, ...] = (0.1, 0.25, 0.5),
+    seed: int = 0,
+    batch_size: int = 256,
+) -> dict[str, float]:
     """Pixel-space MSE to the clean images of the x0 estimate and of the rescaled noisy input.
 
     At timestep ``t = round(f * T)`` for each fraction ``f``: the noisy input rescaled to the data
@@ -158,10 +172,17 @@ def x0_mse(model: nn.Module, x: Tensor, y: Tensor, fractions: tuple[float, ...] 
 
 
 @trainer("ddpm")
-def train_ddpm(model: nn.Module, recipe: Any, train: DataSplit, test: DataSplit,
-               progress: Callable[[int, float], None], zoo_dir: Any = None,
-               checkpoint_every: int | None = None,
-        checkpointer: Checkpointer | None = None, **_: Any) -> dict[str, Any]:
+def train_ddpm(
+    model: nn.Module,
+    recipe: Any,
+    train: DataSplit,
+    test: DataSplit,
+    progress: Callable[[int, float], None],
+    zoo_dir: Any = None,
+    checkpoint_every: int | None = None,
+    checkpointer: Checkpointer | None = None,
+    **_: Any,
+) -> dict[str, Any]:
     """DDPM epsilon-prediction training (Ho et al. 2020) with label dropout and EMA.
 
     Loss ``|| eps(sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, t, y) - eps ||^2`` with t uniform over

@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import Field
 
 from robbench.attacks.base import Attack
-from robbench.components import Params
+from robbench.core.components import Params
 from robbench.errors import DataError
 
 

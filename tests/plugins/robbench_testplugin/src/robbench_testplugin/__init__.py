@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from robbench.attacks.base import Attack
-from robbench.components import Params
+from robbench.core.components import Params
 from robbench.defenses.base import Defense
 
 

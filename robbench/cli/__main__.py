@@ -1,0 +1,5 @@
+"""``python -m robbench.cli``."""
+
+from robbench.cli.app import main
+
+main()

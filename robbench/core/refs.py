@@ -1,0 +1,39 @@
+"""References to models as suites and component parameters name them: a zoo name, or an
+architecture with a local checkpoint. Plain data (no torch), shared by the suite models and every
+component that takes a model parameter.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class ModelRef(BaseModel):
+    """A model: a zoo name, or an architecture plus a local checkpoint."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    zoo: str | None = None
+    arch: str | None = None
+    checkpoint: str | None = None
+    sha256: str | None = None
+    format: Literal["state_dict", "ncsnv2", "robustbench"] = "state_dict"
+    config: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, v: Any) -> Any:
+        return {"zoo": v} if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ModelRef:
+        if (self.zoo is None) == (self.arch is None):
+            raise ValueError("give either a zoo name or arch + checkpoint")
+        if self.arch is not None and self.checkpoint is None:
+            raise ValueError("arch needs a checkpoint path")
+        return self
+
+    def identity(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)

@@ -1,0 +1,142 @@
+"""Threat models: Linf, L2 and L1 balls around the clean image, intersected with [0, 1]^d.
+
+``project`` is the exact Euclidean projection onto ``B_p(x0, eps) ∩ [0,1]^d``. For Linf the set
+is a box, so clipping is exact. For L2 and L1 the projection is separable once the Lagrange
+multiplier of the norm constraint is known: each coordinate is the clipped minimiser of a 1-D
+convex problem, and the norm of the result decreases monotonically in the multiplier, so a
+bisection in float64 finds it to machine precision. :func:`project_l1_ball` is the sort-based
+projection onto the plain L1 ball of Duchi et al. (2008), used when the box is not active.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from robbench.core.budget import NORMS, Norm, format_eps, max_eps, parse_eps  # noqa: F401 - re-exported
+
+#: slack allowed by :meth:`ThreatModel.contains` for float32 round-off
+ATOL = 1e-5
+
+
+RTOL = 1e-5
+
+
+def _flat(x: Tensor) -> Tensor:
+    return x.reshape(x.shape[0], -1)
+
+
+def norm_of(delta: Tensor, norm: str) -> Tensor:
+    """Per-sample norm of a batch of perturbations, shape (B,)."""
+    flat = _flat(delta)
+    if norm == "linf":
+        return flat.abs().amax(dim=1)
+    if norm == "l2":
+        return flat.norm(p=2, dim=1)
+    if norm == "l1":
+        return flat.abs().sum(dim=1)
+    raise ValueError(f"unknown norm {norm!r}")
+
+
+def project_l1_ball(v: Tensor, eps: float) -> Tensor:
+    """Exact Euclidean projection of each row of ``v`` (B, d) onto the L1 ball of radius ``eps``.
+
+    Duchi, Shalev-Shwartz, Singer, Chandra (2008), Algorithm 1: sort magnitudes, find the
+    threshold, soft-threshold.
+    """
+    a = v.abs()
+    inside = a.sum(dim=1) <= eps
+    mu, _ = torch.sort(a, dim=1, descending=True)
+    cssv = mu.cumsum(dim=1) - eps
+    ind = torch.arange(1, v.shape[1] + 1, device=v.device, dtype=v.dtype)
+    cond = mu - cssv / ind > 0
+    rho = cond.to(v.dtype).cumsum(dim=1).argmax(dim=1, keepdim=True)  # last index where cond holds
+    theta = cssv.gather(1, rho) / (rho + 1).to(v.dtype)
+    out = torch.sign(v) * (a - theta).clamp_min(0)
+    return torch.where(inside[:, None], v, out)
+
+
+def _bisect_multiplier(fn, target: Tensor, lo: Tensor, hi: Tensor, iters: int = 60) -> Tensor:
+    """Smallest multiplier (per row) with fn(m) <= target, fn decreasing in m."""
+    for _ in range(iters):
+        mid = (lo + hi) / 2
+        ok = fn(mid) <= target
+        hi = torch.where(ok, mid, hi)
+        lo = torch.where(ok, lo, mid)
+    return hi
+
+
+def project(x: Tensor, x0: Tensor, norm: str, eps: float) -> Tensor:
+    """Exact Euclidean projection of ``x`` onto ``B_norm(x0, eps) ∩ [0, 1]^d`` (per sample)."""
+    if norm == "linf":
+        return torch.minimum(torch.maximum(x, x0 - eps), x0 + eps).clamp(0.0, 1.0)
+    shape, dtype = x.shape, x.dtype
+    v = _flat(x).double()
+    c = _flat(x0).double()
+    d = v - c
+    lo_box, hi_box = -c, 1.0 - c  # box constraints on the perturbation
+    d_box = torch.minimum(torch.maximum(d, lo_box), hi_box)
+    target = torch.full((v.shape[0],), float(eps), dtype=v.dtype, device=v.device)
+    if norm == "l2":
+        feasible = d_box.norm(dim=1) <= eps
+
+        def fn(lam: Tensor) -> Tensor:
+            z = torch.minimum(torch.maximum(d / (1 + lam[:, None]), lo_box), hi_box)
+            return z.norm(dim=1)
+
+        hi = (d.norm(dim=1) / max(eps, 1e-300)).clamp_min(1.0)
+        lam = _bisect_multiplier(fn, target, torch.zeros_like(hi), hi)
+        z = torch.minimum(torch.maximum(d / (1 + lam[:, None]), lo_box), hi_box)
+    elif norm == "l1":
+        feasible = d_box.abs().sum(dim=1) <= eps
+
+        def soft(lam: Tensor) -> Tensor:
+            s = torch.sign(d) * (d.abs() - lam[:, None]).clamp_min(0)
+            return torch.minimum(torch.maximum(s, lo_box), hi_box)
+
+        hi = d.abs().amax(dim=1)
+        lam = _bisect_multiplier(lambda m: soft(m).abs().sum(dim=1), target, torch.zeros_like(hi), hi)
+        z = soft(lam)
+    else:
+        raise ValueError(f"unknown norm {norm!r}")
+    z = torch.where(feasible[:, None], d_box, z)
+    return (c + z).clamp(0.0, 1.0).to(dtype).reshape(shape)
+
+
+@dataclass(frozen=True)
+class ThreatModel:
+    """A perturbation budget: ``||x_adv - x||_norm <= eps`` and ``x_adv`` in [0, 1]."""
+
+    norm: Norm
+    eps: float
+
+    def __post_init__(self) -> None:
+        if self.norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
+        if not (math.isfinite(self.eps) and self.eps > 0):
+            raise ValueError(f"eps must be a positive finite number, got {self.eps}")
+
+    @property
+    def id(self) -> str:
+        return f"{self.norm}-{format_eps(self.eps)}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.norm.upper() if self.norm != 'linf' else 'Linf'} {format_eps(self.eps)}"
+
+    def project(self, x: Tensor, x0: Tensor) -> Tensor:
+        return project(x, x0, self.norm, self.eps)
+
+    def norm_of(self, x: Tensor, x0: Tensor) -> Tensor:
+        return norm_of(x.float() - x0.float(), self.norm)
+
+    def contains(self, x: Tensor, x0: Tensor) -> Tensor:
+        """Per-sample membership (B,) bool: inside the ball (with float slack) and inside [0, 1]."""
+        in_ball = self.norm_of(x, x0) <= self.eps * (1 + RTOL) + ATOL
+        flat = _flat(x)
+        in_box = (flat >= -ATOL).all(dim=1) & (flat <= 1 + ATOL).all(dim=1)
+        finite = torch.isfinite(flat).all(dim=1)
+        return in_ball & in_box & finite

@@ -1,0 +1,1 @@
+"""Reports from stored results: summary, pivot, formats, paired comparison, plots. No torch."""

@@ -1,0 +1,1 @@
+"""Renderers of a summary or pivot: rich, markdown, CSV, LaTeX (booktabs), JSON."""

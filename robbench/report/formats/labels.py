@@ -1,0 +1,44 @@
+"""Render a summary, tidy or pivoted, as rich, markdown, CSV, LaTeX (booktabs) or JSON.
+
+Human formats (rich, markdown, LaTeX) show percentages; machine formats (CSV, JSON) keep the
+summary's fractions in [0, 1]. The rich output is laid out for an 80-100 column terminal: the tidy
+table groups rows under a defense heading and uses short scoring labels with a legend; the pivot is
+split into several tables when its columns do not fit the width.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+_SUP = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def short_scoring(label: str) -> str:
+    """Compact scoring labels for narrow terminals (expanded in the legend)."""
+    if label.startswith("min over "):
+        return f"min/{label.split()[2]} atk"
+    for word, short in (("worst", "worst"), ("mean", "mean"), ("majority", "maj"), ("first", "first")):
+        if label.startswith(f"{word} of "):
+            return f"{short}/{label.split()[2]}"
+    return {"deterministic": "determ.", "single draw": "1 draw", "reported only": "paper"}.get(label, label)
+
+
+_LEGEND = {
+    "deterministic": "determ. = deterministic defense, one forward",
+    "det-seed": "det-seed = stochastic defense with its seeds fixed and known to the attacker (one draw)",
+    "single draw": "1 draw = stochastic defense judged on one fresh draw",
+    "worst": "worst/m = robust only if correct on all m fresh draws",
+    "mean": "mean/m = average correctness over m fresh draws",
+    "majority": "maj/m = majority vote over m fresh draws",
+    "first": "first/m = the first of m fresh draws",
+    "min over": "min/k atk = per sample, the worst case over k attacks",
+}
+
+
+def legend(labels: Sequence[str]) -> list[str]:
+    """Explanations of the scoring labels that occur in a table."""
+    out = []
+    for key, text in _LEGEND.items():
+        if any(lbl == key or lbl.startswith(f"{key} ") for lbl in labels) and text not in out:
+            out.append(text)
+    return out

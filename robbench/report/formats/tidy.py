@@ -1,0 +1,84 @@
+"""Render a summary, tidy or pivoted, as rich, markdown, CSV, LaTeX (booktabs) or JSON.
+
+Human formats (rich, markdown, LaTeX) show percentages; machine formats (CSV, JSON) keep the
+summary's fractions in [0, 1]. The rich output is laid out for an 80-100 column terminal: the tidy
+table groups rows under a defense heading and uses short scoring labels with a legend; the pivot is
+split into several tables when its columns do not fit the width.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from robbench.core.budget import threat_label
+from robbench.report.formats.numbers import ci_text, diff_pts, pct, rep_pct
+from robbench.report.summary import is_missing
+
+
+def _threat(row: pd.Series) -> str:
+    return threat_label(str(row["norm"]), str(row["eps_label"]))
+
+
+# ---- tidy ----------------------------------------------------------------------------------------
+_TIDY = [
+    ("defense", "defense"),
+    ("attack", "attack"),
+    ("threat", "threat"),
+    ("n", "n"),
+    ("accuracy", "acc %"),
+    ("ci", "95% CI"),
+    ("clean_accuracy", "clean %"),
+    ("scoring", "scoring"),
+    ("reported", "reported %"),
+    ("diff", "diff"),
+    ("source", "source"),
+]
+
+
+def _tidy_cells(row: pd.Series) -> dict[str, str]:
+    only = bool(row.get("reported_only", False)) or int(row["n"]) == 0
+    rep = rep_pct(row.get("reported"))
+    if rep and not is_missing(row.get("reported_n")):
+        rep += f" (n={int(row['reported_n'])})"
+    return {
+        "defense": str(row["defense"]),
+        "attack": str(row["attack"]),
+        "threat": _threat(row),
+        "n": "" if only else str(row["n"]),
+        "accuracy": "-" if only else pct(row["accuracy"]),
+        "ci": ci_text(row["ci_low"], row["ci_high"]),
+        "clean_accuracy": pct(row["clean_accuracy"]),
+        "scoring": str(row["scoring"]),
+        "reported": rep,
+        "diff": diff_pts(row.get("diff")),
+        "source": row["source"] if isinstance(row.get("source"), str) else "",
+    }
+
+
+def _tidy_columns(summary: pd.DataFrame) -> list[tuple[str, str]]:
+    has_rep = "reported" in summary and summary["reported"].notna().any()
+    return [c for c in _TIDY if has_rep or c[0] not in ("reported", "diff", "source")]
+
+
+def to_markdown(summary: pd.DataFrame) -> str:
+    cols = _tidy_columns(summary)
+    lines = [
+        "| " + " | ".join(h for _, h in cols) + " |",
+        "|"
+        + "|".join("---:" if k in ("n", "accuracy", "clean_accuracy", "reported", "diff") else "---" for k, _ in cols)
+        + "|",
+    ]
+    for _, row in summary.iterrows():
+        c = _tidy_cells(row)
+        lines.append("| " + " | ".join(c[k].replace("|", "\\|") for k, _ in cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(summary: pd.DataFrame) -> str:
+    return str(summary.to_csv(index=False))
+
+
+def to_json(summary: pd.DataFrame) -> str:
+    return json.dumps(json.loads(summary.to_json(orient="records")), indent=2) + "\n"

@@ -1,0 +1,1 @@
+"""PNG figures of a results directory (matplotlib, the ``plot`` extra)."""

@@ -1,0 +1,72 @@
+"""PNG figures of a results directory (matplotlib, Agg; ``pip install 'robbench[plot]'``).
+
+Kinds:
+
+* ``eps``: robust accuracy vs budget, one panel per norm, one colour per defense; clean accuracy at
+  eps = 0; with several attacks per defense, the per-sample worst case is the thick line and each
+  attack a thin dashed one; shaded: 95% Wilson CI.
+* ``tradeoff``: for each defense that appears with several settings of one parameter (PurSAMERE at
+  three eps_pur values, read from the manifest's suite), clean and robust accuracy over that
+  parameter, and robust vs clean accuracy as a curve (the papers' trade-off).
+* ``trace``: the attack's loss vs iteration (rows' ``loss_trace``, median over samples with the
+  inter-quartile band), one panel per threat. The runner records the loss per iteration, not the
+  accuracy, so only the loss is drawn.
+
+Every figure is written atomically (a complete PNG or none).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from robbench.errors import RobbenchError
+
+KINDS = ("eps", "tradeoff", "trace")
+
+
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+@dataclass
+class PlotResult:
+    """The PNGs written, and the kinds that had nothing to draw (with the reason)."""
+
+    paths: list[Path] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def _mpl() -> Any:
+    try:
+        import matplotlib
+    except ImportError:
+        raise RobbenchError(
+            "plotting needs matplotlib, which is not installed", hint="pip install 'robbench[plot]'"
+        ) from None
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    return Figure
+
+
+def _save(fig: Any, path: Path) -> Path:
+    from robbench.core.io import atomic_write_bytes
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=130, bbox_inches="tight")
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", text).strip("_") or "x"
+
+
+def _colors(n: int) -> list[Any]:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]

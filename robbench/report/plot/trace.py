@@ -1,0 +1,78 @@
+"""PNG figures of a results directory (matplotlib, Agg; ``pip install 'robbench[plot]'``).
+
+Kinds:
+
+* ``eps``: robust accuracy vs budget, one panel per norm, one colour per defense; clean accuracy at
+  eps = 0; with several attacks per defense, the per-sample worst case is the thick line and each
+  attack a thin dashed one; shaded: 95% Wilson CI.
+* ``tradeoff``: for each defense that appears with several settings of one parameter (PurSAMERE at
+  three eps_pur values, read from the manifest's suite), clean and robust accuracy over that
+  parameter, and robust vs clean accuracy as a curve (the papers' trade-off).
+* ``trace``: the attack's loss vs iteration (rows' ``loss_trace``, median over samples with the
+  inter-quartile band), one panel per threat. The runner records the loss per iteration, not the
+  accuracy, so only the loss is drawn.
+
+Every figure is written atomically (a complete PNG or none).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from robbench.core.budget import threat_label
+from robbench.core.threat import NORMS, format_eps
+from robbench.report.plot.common import _colors, _mpl, _save
+
+
+# ---- loss traces ---------------------------------------------------------------------------------
+def plot_trace(
+    df: pd.DataFrame, path: Path, title: str, max_panels: int = 9, cells: list[dict[str, Any]] | None = None
+) -> Path | None:
+    """Median attack loss vs iteration (inter-quartile band), a panel per threat, a line per defense x attack."""
+    Figure = _mpl()
+    has = df[df["loss_trace"].map(lambda t: t is not None and len(t) > 0)]
+    if has.empty:
+        return None
+    order = {c["id"]: i for i, c in enumerate(cells or [])}
+    has = has.assign(_o=has["cell"].map(lambda c: order.get(c, 10**6))).sort_values(["_o", "sample_id"], kind="stable")
+    norm_rank = {n: i for i, n in enumerate(NORMS)}
+    threats = sorted(
+        dict.fromkeys(zip(has["norm"], has["eps"], strict=True)), key=lambda t: (norm_rank.get(t[0], 9), t[1])
+    )
+    threats = threats[:max_panels]
+    cols = min(3, len(threats))
+    nrows = math.ceil(len(threats) / cols)
+    fig = Figure(figsize=(4.4 * cols, 3.4 * nrows + 0.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(nrows, cols, squeeze=False)).ravel()
+    defenses = list(dict.fromkeys(has["defense"]))
+    attacks = list(dict.fromkeys(has["attack"]))
+    colors = dict(zip(defenses, _colors(len(defenses)), strict=True))
+    styles = ["-", "--", ":", "-."]
+    labelled: set[tuple[str, str]] = set()
+    for ax, (norm, eps) in zip(axes, threats, strict=False):
+        panel = has[(has["norm"] == norm) & (has["eps"] == eps)]
+        for (d, a), g in panel.groupby(["defense", "attack"], sort=False):
+            length = min(len(t) for t in g["loss_trace"])
+            arr = np.stack([np.asarray(t[:length], dtype=float) for t in g["loss_trace"]])
+            it = np.arange(1, length + 1)
+            q1, q3 = np.nanpercentile(arr, [25, 75], axis=0)
+            label = None if (d, a) in labelled else f"{d}: {a}"
+            labelled.add((d, a))
+            ls = styles[attacks.index(a) % len(styles)]
+            ax.plot(it, np.nanmedian(arr, axis=0), color=colors[d], ls=ls, lw=1.6, label=label)
+            ax.fill_between(it, q1, q3, color=colors[d], alpha=0.12, lw=0)
+        ax.set_title(threat_label(norm, format_eps(eps)))
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("attack loss (median, IQR)")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3)
+    for ax in axes[len(threats) :]:
+        ax.set_visible(False)
+    fig.suptitle(f"{title}: attack loss per iteration")
+    fig.legend(loc="outside lower center", ncol=min(4, len(labelled)), frameon=False, fontsize="small")
+    return _save(fig, path)

@@ -1,0 +1,161 @@
+"""Result rows: one per (sample, defense, attack, threat), stored as atomically written parquet shards.
+
+Layout of a results directory::
+
+    manifest.json        resolved suite, cells, versions, git SHA, device, times (atomic rewrite)
+    suite.yaml           the suite text as given
+    rows/CELL/*.parquet  shards of rows; each written to a temp file, fsynced, renamed
+    .lock                held (flock) by the run writing here
+
+A shard is either whole or absent. A shard that cannot be read (torn by an outside copy, a full
+disk) is moved to ``rows/.corrupt/`` and its rows are recomputed on resume; the ``.*.tmp`` files of
+a writer killed mid-write are deleted by the next run (under the lock). Rows are keyed by
+``(cell, sample_id)``; a key present twice is kept once (the earliest shard by name).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import json
+import os
+import shutil
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from robbench.core.io import atomic_write_bytes
+from robbench.errors import ResultsError
+from robbench.results.schema import COLUMNS, SCHEMA
+
+
+class ResultsDir:
+    """A results directory: rows, manifest, lock."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.rows_dir = self.root / "rows"
+        self.manifest_path = self.root / "manifest.json"
+
+    # ---- manifest -------------------------------------------------------------------------
+    def read_manifest(self) -> dict[str, Any] | None:
+        if not self.manifest_path.is_file():
+            return None
+        try:
+            data: dict[str, Any] = json.loads(self.manifest_path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ResultsError(
+                f"{self.manifest_path} is corrupt: {exc}",
+                hint=f"delete {self.manifest_path} and rerun the suite: stored rows are kept and "
+                "reused, the manifest is rewritten",
+            ) from None
+        return data
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        atomic_write_bytes(self.manifest_path, json.dumps(manifest, indent=2, sort_keys=True, default=str).encode())
+
+    # ---- lock -----------------------------------------------------------------------------
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Exclusive lock for a run; a second run into the same directory is refused."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fh = open(self.root / ".lock", "a+")  # noqa: SIM115 - held open (locked) for the whole run
+        try:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.seek(0)
+                holder = fh.read().strip() or "another process"
+                raise ResultsError(
+                    f"results directory {self.root} is in use by {holder}",
+                    hint="wait for that run to finish, or pass a different --out",
+                ) from None
+            try:  # who holds it, for the refusal message of a second run; informational only
+                fh.seek(0)
+                fh.truncate()
+                fh.write(f"pid {os.getpid()} on {socket.gethostname()}")
+                fh.flush()
+            except OSError:  # e.g. a full disk: the lock itself (flock) is held all the same
+                pass
+            self.remove_stale_temp_files()
+            yield
+        finally:
+            fh.close()
+
+    def remove_stale_temp_files(self) -> int:
+        """Delete ``.*.tmp`` files left by a killed writer (call only while holding the lock)."""
+        n = 0
+        for folder in (self.root, *(sorted(self.rows_dir.glob("*")) if self.rows_dir.is_dir() else [])):
+            if not folder.is_dir():
+                continue
+            for tmp in folder.glob(".*.tmp"):
+                try:
+                    tmp.unlink()
+                    n += 1
+                except OSError:
+                    pass
+        return n
+
+    # ---- shards ---------------------------------------------------------------------------
+    def write_shard(self, cell: str, name: str, rows: list[dict[str, Any]]) -> Path:
+        table = pa.Table.from_pylist([{c: r.get(c) for c in COLUMNS} for r in rows], schema=SCHEMA)
+        buf = io.BytesIO()
+        pq.write_table(table, buf)
+        path = self.rows_dir / cell / f"{name}.parquet"
+        atomic_write_bytes(path, buf.getvalue())
+        return path
+
+    def shard_paths(self) -> list[Path]:
+        if not self.rows_dir.is_dir():
+            return []
+        # hidden names are temp files and rows/.corrupt/ (quarantined shards): never rows
+        return sorted(
+            p
+            for p in self.rows_dir.glob("*/*.parquet")
+            if not p.name.startswith(".") and not p.parent.name.startswith(".")
+        )
+
+    def quarantine(self, path: Path) -> None:
+        """Move an unreadable shard to ``rows/.corrupt/`` (kept as evidence, never overwritten)."""
+        dest = self.rows_dir / ".corrupt" / f"{path.parent.name}--{path.name}"
+        k = 1
+        while dest.exists():
+            dest = dest.with_name(f"{path.parent.name}--{path.stem}.{k}{path.suffix}")
+            k += 1
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(path), dest)
+
+    def read_rows(self, *, repair: bool = False, cells: set[str] | None = None) -> pd.DataFrame:
+        """All rows (deduplicated by key). Unreadable shards raise, or are quarantined with ``repair``."""
+        frames = []
+        for path in self.shard_paths():
+            if cells is not None and path.parent.name not in cells:
+                continue
+            try:
+                frames.append(pq.read_table(path, schema=SCHEMA).to_pandas())
+            except Exception as exc:
+                if repair:
+                    self.quarantine(path)
+                    continue
+                raise ResultsError(
+                    f"shard {path} is corrupt ({type(exc).__name__})",
+                    hint="run `robbench run SUITE` again: it quarantines torn shards and recomputes their rows",
+                ) from None
+        if not frames:
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
+        df = pd.concat(frames, ignore_index=True)
+        return df.drop_duplicates(subset=["cell", "sample_id"], keep="first").reset_index(drop=True)
+
+    def done_keys(self) -> dict[str, set[str]]:
+        """cell -> sample ids already stored (after quarantining torn shards)."""
+        df = self.read_rows(repair=True)
+        out: dict[str, set[str]] = {}
+        for cell, sid in zip(df["cell"], df["sample_id"], strict=True):
+            out.setdefault(cell, set()).add(sid)
+        return out

@@ -1,0 +1,271 @@
+"""Executors: where a run's work units execute, how failures are retried, how results merge.
+
+The runner plans *units* (one cell, a list of samples) whose seeds depend only on the suite seed,
+the cell and each sample id, so any split of the units over processes or cluster jobs gives the
+same rows as one process. Each unit writes one atomic parquet shard into the results directory;
+merging is reading that directory, and a rerun plans only the units whose rows are missing.
+
+Executors
+    ``local`` (default)
+        ``workers == 1``: the units run in this process. ``workers > 1``: a pool of worker
+        processes, each with ``threads`` torch threads (default: the CPU cores divided by the
+        workers), fed one unit at a time (dynamic load balancing). A worker that dies (segfault,
+        out of memory) is replaced and only its current unit is charged a failed attempt. The
+        workers start (and load the data) while the coordinator loads the models, and they also
+        compute the false-robustness checks of :mod:`robbench.run.checks`, one task per defense queued
+        ahead of the units, so neither adds to the run's serial part.
+    ``submitit``
+        Slurm through `submitit <https://github.com/facebookincubator/submitit>`_ (the extra
+        ``pip install 'robbench[submitit]'``): the units are grouped into ``shards`` jobs (a job
+        array), tracked until done, and the failed ones resubmitted. ``cluster="local"`` runs the
+        same jobs as local subprocesses (submitit's LocalExecutor: the tests use it), ``"debug"``
+        in this process; ``"auto"`` (default) is Slurm, refused where no Slurm is found. A job killed at its time limit or preempted is requeued by Slurm and
+        continues with the units it had not finished (the job skips units whose rows exist).
+
+Failures
+    A unit that raises is retried up to ``max_retries`` times (a :class:`RobbenchError`, a
+    deterministic problem such as a defense that ignores its seeds, is not retried). A unit that
+    still fails gets *failure rows*: one per sample, ``error`` = ``"unit failed after N attempts:
+    ..."``, never counted robust or clean-correct; the other units continue and the run ends with
+    status ``failed``. Failure rows live in shards named ``failed-*`` that a rerun deletes first,
+    so a rerun retries exactly those units.
+
+The coordinating process holds the results directory's lock for the whole run; workers write
+their shards (atomically) without taking it and never quarantine or delete anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from robbench.run.backends.base import (
+    CheckResult,
+    CheckTask,
+    UnitKey,
+    UnitResult,
+    WorkerSpec,
+    _run_check_task,
+    _setup_failure,
+    run_unit_safely,
+    worker_executor,
+)
+from robbench.run.options import ExecutorError
+from robbench.run.progress import _Progress
+
+if TYPE_CHECKING:
+    from robbench.run.unit import Executor
+
+
+def _slot_device(spec: WorkerSpec, slot: int) -> str | None:
+    """Worker ``slot``'s device: with several GPUs and device auto/cuda, GPU ``slot % count``."""
+    if spec.device not in ("auto", "cuda"):
+        return None
+    import torch
+
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return f"cuda:{slot % n}" if n > 1 else None
+
+
+def _pool_worker_main(
+    spec: WorkerSpec, conn: Any, slot: int = 0, env: dict[str, str] | None = None
+) -> None:  # pragma: no cover - child process
+    """A pool worker: build the plan and load the data at once (while the coordinator loads the
+    models), then receive unit keys or :class:`CheckTask` s and answer their results; ``None`` ends it.
+
+    ``env``: the coordinator's environment when it started this worker (a fork server's children
+    would otherwise have the server's, from when it started: e.g. not a later run's
+    ``--deterministic`` flag).
+    """
+    if env is not None:
+        os.environ.clear()
+        os.environ.update(env)
+    ex: Executor | None = None
+    setup_error: BaseException | None = None
+    try:
+        ex = worker_executor(spec, device=_slot_device(spec, slot))
+        _ = ex.data
+    except Exception as exc:
+        ex, setup_error = None, exc
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:
+            return
+        if msg is None:
+            return
+        if isinstance(msg, CheckTask):
+            conn.send(_run_check_task(ex, msg, setup_error))
+            continue
+        if ex is None:
+            assert setup_error is not None
+            conn.send(_setup_failure(msg, setup_error))
+            continue
+        conn.send(run_unit_safely(ex, msg, raise_fatal=False))
+
+
+@dataclass(eq=False)
+class _Worker:
+    proc: Any
+    conn: Any
+    key: UnitKey | CheckTask | None = None
+    slot: int = 0
+
+
+def _start_worker(ctx: Any, spec: WorkerSpec, slot: int) -> _Worker:
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(
+        target=_pool_worker_main,
+        args=(spec, child, slot, dict(os.environ)),
+        daemon=True,
+        name=f"robbench-worker-{slot}",
+    )
+    proc.start()
+    child.close()
+    return _Worker(proc, parent, slot=slot)
+
+
+#: modules the fork server imports once, so that each worker it forks starts with them loaded
+FORKSERVER_PRELOAD = ["__main__", "robbench.run.unit"]
+
+
+def _mp_context() -> Any:
+    """The multiprocessing context of the pool: a fork server where the platform has one, else spawn.
+
+    The fork server imports torch and the runner once; each worker is then a fork of it, without
+    the ~2 s ``import torch`` a spawned worker pays (a 2-core machine pays it in wall time). The
+    server never runs an op or touches CUDA, so forking it is safe. Workers take the coordinator's
+    current environment (see :func:`_pool_worker_main`), as spawned ones would.
+    """
+    import multiprocessing
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():  # pragma: no cover - Windows
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(FORKSERVER_PRELOAD)
+    return ctx
+
+
+def prestart_workers() -> None:
+    """Start the pool's fork server now, before torch is imported and the suite is planned here, so
+    that its imports overlap the coordinator's (the CLI calls this for ``--workers N``). It returns
+    at once; where there is no fork server it does nothing."""
+    ctx = _mp_context()
+    if ctx.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+
+
+class ProcessPool:
+    """``workers`` processes (forked by a fork server, see :func:`_mp_context`) fed one unit at a
+    time; a dead worker is replaced.
+
+    With several GPUs and ``--device auto`` or ``cuda``, worker ``i`` uses GPU ``i % count``.
+    """
+
+    name = "local-pool"
+
+    def __init__(self, spec: WorkerSpec, workers: int) -> None:
+        self.spec = spec
+        self.n = workers
+        self.ctx = _mp_context()
+        self.workers: list[_Worker] = []
+        self.answered = 0  # results received from workers
+        self.deaths = 0
+        self.aborted = False
+        #: check tasks queued ahead of the next round's units, and the records answered, by defense
+        self.check_tasks: list[CheckTask] = []
+        self.check_records: dict[str, list[dict[str, Any]]] = {}
+
+    def start(self, jobs: int) -> None:
+        """Spawn the workers for ``jobs`` queued items now (at most ``workers``): their start-up
+        (interpreter, ``import torch``, plan, data) then overlaps the coordinator's."""
+        while len(self.workers) < min(self.n, jobs):
+            self.workers.append(self._start(len(self.workers)))
+
+    def queue_checks(self, displays: Sequence[str]) -> None:
+        """Run the compute checks of these defenses in the next round, ahead of its units (a long
+        item queued last would leave the other workers idle at the end of the run)."""
+        self.check_tasks.extend(CheckTask(d) for d in displays)
+
+    def _start(self, slot: int) -> _Worker:
+        return _start_worker(self.ctx, self.spec, slot)
+
+    def run_round(self, keys: Sequence[UnitKey], progress: _Progress) -> list[UnitResult]:
+        from multiprocessing.connection import wait
+
+        queue: deque[UnitKey | CheckTask] = deque([*self.check_tasks, *keys])
+        self.check_tasks = []
+        self.start(len(queue))
+        results: dict[UnitKey, UnitResult] = {}
+        idle = list(self.workers)
+        busy: list[_Worker] = []
+        while queue or busy:
+            while idle and queue:
+                w = idle.pop()
+                w.key = queue.popleft()
+                w.conn.send(w.key)
+                busy.append(w)
+            wait([w.conn for w in busy] + [w.proc.sentinel for w in busy])
+            for w in list(busy):
+                res: UnitResult | CheckResult | None = None
+                if w.conn.poll():
+                    try:
+                        res = w.conn.recv()
+                    except (EOFError, OSError):
+                        res = None
+                if isinstance(res, CheckResult):
+                    self.check_records[res.display] = res.records
+                    busy.remove(w)
+                    idle.append(w)
+                elif res is not None:
+                    self.answered += 1
+                    if res.fatal:  # no other unit can succeed: stop now (close() terminates the others)
+                        self.aborted = True
+                        return [res]
+                    results[res.key] = res
+                    progress.advance(len(res.key[1]))
+                    busy.remove(w)
+                    idle.append(w)
+                elif not w.proc.is_alive():
+                    assert w.key is not None
+                    self.deaths += 1
+                    if self.answered == 0 and self.deaths >= 2 * self.n:
+                        raise ExecutorError(
+                            f"{self.deaths} worker processes died before answering once (exit code {w.proc.exitcode})",
+                            hint="run with --workers 1 to see the error; from a script, start the run under "
+                            "`if __name__ == '__main__':` (every worker process imports the main module)",
+                        )
+                    died = f"worker process died (exit code {w.proc.exitcode})"
+                    if isinstance(w.key, CheckTask):
+                        from robbench.run.checks.records import not_computed
+
+                        self.check_records[w.key.display] = [not_computed(w.key.display, f"failed: {died}")]
+                    else:
+                        results[w.key] = UnitResult(w.key, error=died)
+                    busy.remove(w)
+                    w.conn.close()
+                    fresh = self._start(w.slot)
+                    self.workers[self.workers.index(w)] = fresh
+                    idle.append(fresh)
+        return [results[k] for k in keys]
+
+    def close(self) -> None:
+        for w in self.workers:
+            if self.aborted:
+                w.proc.terminate()
+                continue
+            with contextlib.suppress(OSError, BrokenPipeError):
+                w.conn.send(None)
+        for w in self.workers:
+            w.proc.join(timeout=30)
+            if w.proc.is_alive():
+                w.proc.terminate()
+                w.proc.join(timeout=5)
+            w.conn.close()
+        self.workers = []

@@ -1,0 +1,1 @@
+"""Checks that expose false robustness, one function per check; recorded in ``manifest.checks``."""

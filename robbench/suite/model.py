@@ -1,0 +1,206 @@
+"""The YAML suite: pydantic models (unknown keys rejected) and the loader that checks everything.
+
+``load_suite`` parses YAML with the safe loader, validates the document, resolves every component
+name in its registry, validates each component's own parameters, and checks data availability and
+budgets against the data set, all before any compute. Errors name the YAML field and, where the
+YAML parser knows it, the line.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from robbench.core.budget import NORMS, parse_eps
+from robbench.core.refs import ModelRef
+
+if TYPE_CHECKING:  # torch-free until a suite's structure is valid (fast `robbench validate` errors)
+    from robbench.core.threat import ThreatModel
+
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}$")
+
+
+MAX_SAMPLES = 10_000_000
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _check_name(value: str, what: str) -> str:
+    if not NAME_RE.match(value) or ".." in value:
+        raise ValueError(f"{what} {value!r} must be 1-100 letters, digits, '_', '.', '+' or '-' (no '/', no '..')")
+    return value
+
+
+class DataSpec(_Strict):
+    dataset: str
+    split: str = "test"
+    n_samples: int | None = Field(default=None, ge=1, le=MAX_SAMPLES)
+    offset: int = Field(default=0, ge=0)
+    indices: list[int] | None = None
+    data_dir: str | None = None
+
+    @model_validator(mode="after")
+    def _one_selection(self) -> DataSpec:
+        if self.indices is not None:
+            if self.n_samples is not None:
+                raise ValueError("give either n_samples or indices, not both")
+            if not self.indices:
+                raise ValueError("indices is empty")
+            if len(set(self.indices)) != len(self.indices):
+                raise ValueError("indices has duplicates")
+            if min(self.indices) < 0:
+                raise ValueError("indices must be >= 0")
+        return self
+
+
+class ThreatSpec(_Strict):
+    norm: str
+    eps: float
+
+    @field_validator("norm")
+    @classmethod
+    def _norm(cls, v: str) -> str:
+        v = v.lower()
+        if v not in NORMS:
+            raise ValueError(f"norm must be one of {list(NORMS)}, got {v!r}")
+        return v
+
+    @field_validator("eps", mode="before")
+    @classmethod
+    def _eps(cls, v: Any) -> float:
+        eps = parse_eps(v)
+        if not eps > 0 or eps != eps or eps == float("inf"):
+            raise ValueError(f"eps must be positive and finite, got {v!r}")
+        return eps
+
+    def threat(self) -> ThreatModel:
+        from robbench.core.threat import ThreatModel
+
+        return ThreatModel(self.norm, self.eps)  # type: ignore[arg-type]
+
+
+class DefenseSpec(_Strict):
+    name: str
+    id: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str | None) -> str | None:
+        return None if v is None else _check_name(v, "defense id")
+
+    @property
+    def display(self) -> str:
+        return self.id or self.name
+
+
+class AttackSpec(_Strict):
+    id: str
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    gradient: Literal["full", "bpda", "classifier", "custom"] = "full"
+    #: defense randomness: "det" = a seed known to the attacker, the same for every forward and the
+    #: judgement; "fresh" = new draws at every forward
+    randomness: Literal["det", "fresh"] = "fresh"
+    eot: int = Field(default=1, ge=1, le=10_000)
+    norms: list[str] | None = None
+    #: only these defenses (display ids); default all
+    defenses: list[str] | None = None
+    #: attack a surrogate model instead (transfer); a zoo name or checkpoint reference
+    surrogate: ModelRef | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        return _check_name(v, "attack id")
+
+
+class ReportedSource(_Strict):
+    paper: str
+    table: str | None = None
+    note: str | None = None
+
+
+class Reported(_Strict):
+    """A published number shown beside the measured one (``attack: worst-case`` = worst over attacks)."""
+
+    defense: str
+    attack: str
+    norm: str | None = None
+    eps: float | None = None
+    accuracy: float = Field(ge=0, le=100)
+    source: ReportedSource
+    #: samples the paper evaluated on, when it says (shown beside the number)
+    n: int | None = Field(default=None, ge=1)
+    #: a method this suite does not run (e.g. not implemented in robbench): shown as a reported-only row
+    reported_only: bool = False
+
+    @field_validator("norm")
+    @classmethod
+    def _norm(cls, v: str | None) -> str | None:
+        if v is not None and v.lower() not in NORMS:
+            raise ValueError(f"norm must be one of {list(NORMS)}, got {v!r}")
+        return None if v is None else v.lower()
+
+    @field_validator("eps", mode="before")
+    @classmethod
+    def _eps(cls, v: Any) -> float | None:
+        return None if v is None else parse_eps(v)
+
+
+class Evaluation(_Strict):
+    #: draws m used to score a stochastic defense (single / mean / majority / worst of m)
+    draws: int = Field(default=1, ge=1, le=1000)
+    scoring: Literal["single", "mean", "majority", "worst"] = "worst"
+    batch_size: int = Field(default=128, ge=1, le=65536)
+    #: AutoAttack-style cascade: each attack runs only on points still robust after the previous
+    cascade: bool = False
+    #: precision of the generative models only (score/diffusion nets; bf16 = torch.autocast, outputs
+    #: back in float32); the classifier and the purifier arithmetic stay fp32. Changes results:
+    #: part of the cell identity when not fp32.
+    generative_precision: Literal["fp32", "bf16"] = "fp32"
+
+
+class Suite(_Strict):
+    name: str
+    description: str | None = None
+    seed: int = Field(default=0, ge=0, le=2**63 - 1)
+    data: DataSpec
+    classifier: ModelRef | None = None
+    threats: list[ThreatSpec] = Field(min_length=1)
+    defenses: list[DefenseSpec] = Field(min_length=1)
+    attacks: list[AttackSpec] = Field(min_length=1)
+    evaluation: Evaluation = Field(default_factory=Evaluation)
+    reported: list[Reported] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _check_name(v, "suite name")
+
+    @model_validator(mode="after")
+    def _unique(self) -> Suite:
+        for what, ids in (
+            ("attack id", [a.id for a in self.attacks]),
+            ("defense id", [d.display for d in self.defenses]),
+        ):
+            dup = sorted({i for i in ids if ids.count(i) > 1})
+            if dup:
+                raise ValueError(f"duplicate {what}s: {dup}; give each an `id:`")
+        threats = [(t.norm, t.eps) for t in self.threats]
+        if len(set(threats)) != len(threats):
+            raise ValueError("duplicate threats")
+        defense_ids = {d.display for d in self.defenses}
+        for a in self.attacks:
+            for d in a.defenses or []:
+                if d not in defense_ids:
+                    raise ValueError(f"attack {a.id!r} names unknown defense {d!r} (have {sorted(defense_ids)})")
+        return self
+
+    def threat_models(self) -> list[ThreatModel]:
+        return [t.threat() for t in self.threats]
