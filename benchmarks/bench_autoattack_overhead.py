@@ -64,7 +64,7 @@ def main() -> None:
     from robbench.core.seeding import SampleRNG
     from robbench.results.store import ResultsDir
     from robbench.run.plan import Plan, Unit
-    from robbench.run.unit import Executor
+    from robbench.run.unit import UnitRunner
     from robbench.suite.load import parse_suite
 
     print(
@@ -86,7 +86,7 @@ def main() -> None:
         text = yaml.safe_dump(suite)
         plan = Plan(parse_suite(text), suite_text=text)
         rd = ResultsDir(tmp / f"res-{batching}")
-        ex = Executor(plan, rd, torch.device("cpu"), args.n, quiet=True)
+        ex = UnitRunner(plan, rd, torch.device("cpu"), args.n)
         return ex, Unit(plan.cells[0], list(range(args.n))), rd
 
     with tempfile.TemporaryDirectory() as tmpdir:
@@ -94,7 +94,7 @@ def main() -> None:
         ex, unit, rd = make("batch", tmp)
         data = ex.data
         x, y = data.x, data.y
-        model = ex.ctx.classifier
+        model = ex.components.ctx.classifier
         assert model is not None
         seeds = SampleRNG.for_samples(data.ids, 0, unit.cell.id, "attack").seeds
         seed = batch_seed(seeds)

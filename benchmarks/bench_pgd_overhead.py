@@ -131,10 +131,10 @@ def _compare(name: str, bare, ours, reps: int) -> dict[str, float]:  # type: ign
 
 
 def _runner_unit(tmp: Path, x: Tensor, y: Tensor, model_ref: dict | str, dataset: str, eps: float, batch: int):  # type: ignore[no-untyped-def,type-arg]
-    """A runner Executor and one unit of a PGD-20 cell on the given samples."""
+    """A unit runner and one unit of a PGD-20 cell on the given samples."""
     from robbench.results.store import ResultsDir
     from robbench.run.plan import Plan, Unit
-    from robbench.run.unit import Executor
+    from robbench.run.unit import UnitRunner
     from robbench.suite.load import parse_suite
 
     suite = {
@@ -149,7 +149,7 @@ def _runner_unit(tmp: Path, x: Tensor, y: Tensor, model_ref: dict | str, dataset
     }
     text = yaml.safe_dump(suite)
     plan = Plan(parse_suite(text), suite_text=text)
-    ex = Executor(plan, ResultsDir(tmp / "res"), torch.device("cpu"), batch, quiet=True)
+    ex = UnitRunner(plan, ResultsDir(tmp / "res"), torch.device("cpu"), batch)
     cell = plan.cells[0]
     unit = Unit(cell, list(range(x.shape[0])))
     return ex, unit

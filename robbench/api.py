@@ -11,15 +11,16 @@ if TYPE_CHECKING:  # keep `robbench ls` free of torch-heavy imports
     from robbench.report.compare import Comparison
     from robbench.report.pivot import Pivot
     from robbench.report.plot.common import PlotResult
+    from robbench.report.view import TableView
+    from robbench.run.plan import Plan
     from robbench.run.session import RunReport
-    from robbench.suite.model import Suite
 
 
-def validate(suite_path: str | Path, *, data_dir: str | None = None) -> Suite:
-    """Check a suite completely (names, parameters, data, budgets, models) without computing."""
-    from robbench.suite.check import load_suite
+def validate(suite_path: str | Path, *, data_dir: str | None = None) -> Plan:
+    """Check a suite completely (names, parameters, data, budgets, models) and plan it, without computing."""
+    from robbench.run.validate import validate_file
 
-    return load_suite(suite_path, data_dir=data_dir)
+    return validate_file(suite_path, data_dir=data_dir)
 
 
 def run(suite_path: str | Path, **kwargs: Any) -> RunReport:
@@ -27,6 +28,19 @@ def run(suite_path: str | Path, **kwargs: Any) -> RunReport:
     from robbench.run.session import run_suite
 
     return run_suite(suite_path, **kwargs)
+
+
+def table_view(
+    results_dir: str | Path,
+    *,
+    scoring: str | None = None,
+    worst_case: bool = True,
+    reported_from: str | Path | None = None,
+) -> TableView:
+    """Everything ``robbench table`` prints: summary, title, notes and check lines."""
+    from robbench.report.view import table_view as _table_view
+
+    return _table_view(results_dir, scoring=scoring, worst_case=worst_case, reported_from=reported_from)
 
 
 def table(
@@ -37,13 +51,7 @@ def table(
     reported_from: str | Path | None = None,
 ) -> pd.DataFrame:
     """The tidy summary of a results directory (``reported_from``: take reported numbers from that suite file)."""
-    from robbench.report.reported import reported_from_suite
-    from robbench.report.summary import summarize
-    from robbench.results.load import load_results
-
-    loaded = load_results(results_dir)
-    manifest = reported_from_suite(loaded.manifest, reported_from) if reported_from else loaded.manifest
-    return summarize(loaded.rows, manifest, scoring=scoring, worst_case=worst_case)
+    return table_view(results_dir, scoring=scoring, worst_case=worst_case, reported_from=reported_from).summary
 
 
 def pivot(
@@ -55,16 +63,10 @@ def pivot(
 ) -> Pivot:
     """The papers' layout: defenses x (attack, threat), measured with CI beside reported numbers."""
     from robbench.report.pivot import build_pivot
-    from robbench.report.reported import reported_from_suite
-    from robbench.report.summary import summarize
-    from robbench.results.load import load_results
 
-    loaded = load_results(results_dir)
-    manifest = reported_from_suite(loaded.manifest, reported_from) if reported_from else loaded.manifest
-    p = build_pivot(
-        summarize(loaded.rows, manifest, scoring=scoring, worst_case=worst_case), manifest, title=loaded.suite_name
-    )
-    p.notes = loaded.notes
+    view = table_view(results_dir, scoring=scoring, worst_case=worst_case, reported_from=reported_from)
+    p = build_pivot(view.summary, view.manifest, title=view.manifest.suite_name)
+    p.notes = view.notes
     return p
 
 
@@ -103,4 +105,4 @@ def list_components(kind: str | None = None) -> dict[str, list[tuple[str, str]]]
     return {k: [(n, registry(k).describe(n)) for n in registry(k).names()] for k in kinds}
 
 
-__all__ = ["compare", "list_components", "pivot", "plot", "run", "table", "validate"]
+__all__ = ["compare", "list_components", "pivot", "plot", "run", "table", "table_view", "validate"]

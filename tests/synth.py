@@ -69,6 +69,11 @@ def write_results(
                 "randomness": c["randomness"],
                 "draws": len(draws[0]),
                 "threat": threat.id if threat else "none",
+                "defense_name": c["defense"],
+                "attack_name": c["attack"],
+                "gradient": "full",
+                "eot": 1,
+                "label": f"{c['defense']} / {c['attack']} / {threat.label if threat else 'clean'}",
             }
         )
         rows = []
@@ -118,6 +123,7 @@ def write_results(
             "cells": described,
             "n_samples": n_samples,
             "status": status,
+            "checks": [],
         }
     )
     return root

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from robbench.cli.app import app
 from robbench.report.plot.results import plot_results
 from robbench.report.plot.tradeoff import tradeoff_groups
+from robbench.suite.model import DefenseSpec
 from tests.conftest import base_suite, cli_env
 from tests.synth import bools, cell, write_results
 
@@ -71,7 +72,7 @@ def test_plot_all_kinds_from_a_real_run(run_dir: Path, tmp_path: Path) -> None:
 def test_tradeoff_group_read_from_the_manifest(run_dir: Path) -> None:
     from robbench.results.load import load_results
 
-    groups, skipped = tradeoff_groups(load_results(run_dir).manifest)
+    groups, skipped = tradeoff_groups(load_results(run_dir).manifest.suite.defenses)
     assert len(groups) == 1 and not skipped
     g = groups[0]
     assert (g.name, g.param) == ("quantize", "levels")
@@ -90,7 +91,7 @@ def test_tradeoff_groups_need_exactly_one_varying_parameter() -> None:
             ]
         }
     }
-    groups, skipped = tradeoff_groups(manifest)
+    groups, skipped = tradeoff_groups([DefenseSpec.model_validate(d) for d in manifest["suite"]["defenses"]])
     assert [(g.name, g.param, [m[0] for m in g.members]) for g in groups] == [("pursamere", "eps_pur", ["b", "a"])]
     assert len(skipped) == 1 and "'adp'" in skipped[0] and "noise_std" in skipped[0]
 
@@ -114,7 +115,7 @@ def test_two_sweeps_of_one_defense_are_two_groups() -> None:
             ]
         }
     }
-    groups, skipped = tradeoff_groups(manifest)
+    groups, skipped = tradeoff_groups([DefenseSpec.model_validate(d) for d in manifest["suite"]["defenses"]])
     got = sorted((g.name, g.param, [m[0] for m in g.members]) for g in groups)
     assert got == [
         ("pursamere (lr_max 0.06)", "eps_pur", ["b1", "b2"]),

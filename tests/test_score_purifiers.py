@@ -367,7 +367,7 @@ BAD = [
 def test_bad_parameters_fail_validation_before_compute(
     tmp_path: Path, write_suite, monkeypatch: pytest.MonkeyPatch, name: str, bad: dict[str, Any], field: str
 ) -> None:  # type: ignore[no-untyped-def]
-    from robbench.suite.check import check_suite
+    from robbench.run.validate import check_suite
     from robbench.suite.load import parse_suite
 
     # an empty zoo: validation must not train (or even load) a score model

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from robbench.cli.app import app
 from robbench.errors import RobbenchError
-from robbench.suite.check import load_suite
+from robbench.run.validate import load_suite
 from tests.conftest import base_suite
 
 BAD = {

@@ -433,7 +433,7 @@ def _bad_dirs(tmp: Path, good: Path) -> dict[str, tuple[Path, str]]:
         "foreign": (foreign, "no manifest.json"),
         "bad json": (badjson, "corrupt"),
         "not an object": (notobj, "corrupt: not a JSON object"),
-        "no cells": (nocells, "corrupt: no list of cells"),
+        "no cells": (nocells, "corrupt: manifest.cells"),
         "torn shard": (torn, "is corrupt"),
         "rows of another suite": (other, "belong to cells of another suite"),
     }

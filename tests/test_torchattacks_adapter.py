@@ -26,7 +26,7 @@ from robbench.data.base import load_dataset
 from robbench.defenses.none import NoDefense
 from robbench.errors import RegistryError, SuiteError
 from robbench.results.store import ResultsDir
-from robbench.suite.check import load_suite
+from robbench.run.validate import load_suite
 from tests.conftest import base_suite
 
 

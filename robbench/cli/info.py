@@ -1,4 +1,5 @@
-"""The ``robbench`` command line: thin Typer commands over :mod:`robbench.api`."""
+"""``robbench ls`` and ``robbench doctor``: what is registered, and what this installation lacks.
+"""
 
 from __future__ import annotations
 

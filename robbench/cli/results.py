@@ -1,4 +1,5 @@
-"""The ``robbench`` command line: thin Typer commands over :mod:`robbench.api`."""
+"""``robbench table``, ``compare`` and ``plot``: readers of a results directory.
+"""
 
 from __future__ import annotations
 
@@ -21,31 +22,30 @@ def _print_table(
     worst_case: bool = True,
     reported: Path | None = None,
 ) -> None:
+    from robbench import api
     from robbench.report.formats.render import render, rich_renderable
-    from robbench.report.reported import reported_from_suite
-    from robbench.report.summary import summarize
-    from robbench.results.load import load_results
 
-    loaded = load_results(results)
-    manifest = reported_from_suite(loaded.manifest, reported) if reported else loaded.manifest
-    summary = summarize(loaded.rows, manifest, scoring=scoring, worst_case=worst_case)
-    title = f"{loaded.suite_name}: robust accuracy (%)"
+    view = api.table_view(results, scoring=scoring, worst_case=worst_case, reported_from=reported)
     if fmt == "rich":
-        out.print(rich_renderable(summary, title, pivot=pivot, manifest=manifest, notes=loaded.notes, width=out.width))
-        _print_checks(loaded.manifest, fmt)
-        return
-    sys.stdout.write(render(summary, fmt, title, pivot=pivot, manifest=manifest, notes=loaded.notes if pivot else ()))
-    if not pivot:
-        for note in loaded.notes:
-            err.print(f"note: {note}", highlight=False, soft_wrap=True)
-    _print_checks(loaded.manifest, fmt)
+        out.print(
+            rich_renderable(
+                view.summary, view.title, pivot=pivot, manifest=view.manifest, notes=view.notes, width=out.width
+            )
+        )
+    else:
+        sys.stdout.write(
+            render(
+                view.summary, fmt, view.title, pivot=pivot, manifest=view.manifest, notes=view.notes if pivot else ()
+            )
+        )
+        if not pivot:
+            for note in view.notes:
+                err.print(f"note: {note}", highlight=False, soft_wrap=True)
+    _print_checks(view.checks, fmt)
 
 
-def _print_checks(manifest: dict, fmt: str) -> None:  # type: ignore[type-arg]
+def _print_checks(lines: list[str], fmt: str) -> None:
     """The run's checks (robbench.run.checks) under the table; on stderr for machine-readable formats."""
-    from robbench.report.checks import format_checks
-
-    lines = format_checks(manifest.get("checks"))
     if not lines:
         return
     if fmt in ("rich", "md"):

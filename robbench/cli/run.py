@@ -1,8 +1,9 @@
-"""The ``robbench`` command line: thin Typer commands over :mod:`robbench.api`."""
+"""``robbench validate`` and ``robbench run``: check a suite, then run it into a results directory."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -11,6 +12,9 @@ from robbench.cli.app import _fail, app, err, out
 from robbench.cli.results import _print_table
 from robbench.errors import RobbenchError
 
+if TYPE_CHECKING:
+    from robbench.run.session import RunReport
+
 
 @app.command()
 def validate(
@@ -18,124 +22,76 @@ def validate(
     data_dir: str | None = typer.Option(None, "--data-dir", help="folder with the data set files"),
 ) -> None:
     """Check a suite completely (names, parameters, data, budgets) before any compute."""
+    import warnings
+
     from robbench import api
 
     try:
-        s = api.validate(suite, data_dir=data_dir)
+        with warnings.catch_warnings():  # the plan's notes are printed below, once
+            warnings.simplefilter("ignore")
+            plan = api.validate(suite, data_dir=data_dir)
     except RobbenchError as exc:
         _fail(exc)
         return
-    import warnings
-
-    from robbench.run.plan import Plan
-
-    with warnings.catch_warnings():  # the plan's notes are printed below, once
-        warnings.simplefilter("ignore")
-        plan = Plan(s, data_dir=data_dir)
+    n = len(plan.sample_positions)
     out.print(
-        f"[green]valid:[/] suite {s.name!r}: {len(plan.cells)} cells x {len(plan.sample_positions)} samples "
-        f"= {len(plan.cells) * len(plan.sample_positions)} rows"
+        f"[green]valid:[/] suite {plan.suite.name!r}: {len(plan.cells)} cells x {n} samples "
+        f"= {len(plan.cells) * n} rows"
     )
     for note in plan.notes:
         err.print(f"[bold yellow]warning:[/] {escape(note)}", highlight=False, soft_wrap=True)
 
 
-@app.command()
-def run(
-    suite: Path = typer.Argument(..., help="suite YAML"),
-    out_dir: Path | None = typer.Option(None, "--out", help="results directory (default results/SUITE_NAME)"),
-    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
-    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="samples per batch (does not change rows)"),
-    fresh: bool = typer.Option(False, "--fresh", help="delete stored rows and recompute everything"),
-    resume: bool = typer.Option(True, "--resume/--no-resume", help="skip rows already stored (default)"),
-    data_dir: str | None = typer.Option(None, "--data-dir", help="folder with the data set files"),
-    zoo_dir: str | None = typer.Option(
-        None, "--zoo-dir", help="model cache (default $ROBBENCH_ZOO_DIR or the user cache)"
-    ),
-    threads: int | None = typer.Option(None, "--threads", min=1, help="torch CPU threads"),
-    shard_size: int | None = typer.Option(
-        None, "--shard-size", min=1, help="samples per stored shard: the unit of resume (does not change rows)"
-    ),
-    deterministic: bool = typer.Option(
-        False,
-        "--deterministic",
-        help="torch deterministic algorithms, for repeatable GPU runs (recorded in the manifest)",
-    ),
-    table_fmt: str = typer.Option("rich", "--table", help="print the summary as rich | md | csv | latex | json | none"),
-    quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
-    executor: str = typer.Option(
-        "local", "--executor", help="local | submitit (Slurm; pip install 'robbench\\[submitit]')"
-    ),
-    workers: int = typer.Option(
-        1, "--workers", min=1, help="local: worker processes (--threads each; default cores/workers)"
-    ),
-    shards: int | None = typer.Option(
-        None, "--shards", min=1, help="submitit: jobs the work units are grouped into (default 8)"
-    ),
-    cluster: str = typer.Option("auto", "--cluster", help="submitit: auto | slurm | local (subprocesses) | debug"),
-    slurm_partition: str | None = typer.Option(None, "--slurm-partition", help="submitit: Slurm partition"),
-    slurm_account: str | None = typer.Option(None, "--slurm-account", help="submitit: Slurm account"),
-    gpus_per_job: int | None = typer.Option(
-        None, "--gpus-per-job", min=0, help="submitit: GPUs per job (one task per GPU)"
-    ),
-    cpus_per_job: int | None = typer.Option(None, "--cpus-per-job", min=1, help="submitit: CPUs per task"),
-    mem_gb: float | None = typer.Option(None, "--mem-gb", help="submitit: memory per job (GB)"),
-    timeout_min: int | None = typer.Option(
-        None, "--timeout-min", min=1, help="submitit: job time limit (default 240; timed-out jobs requeue)"
-    ),
-    max_retries: int = typer.Option(
-        2, "--max-retries", min=0, help="extra attempts for a failing unit before its rows record the error"
-    ),
-    compile_models: bool = typer.Option(False, "--compile", help="torch.compile the classifier and generative models"),
-    channels_last: bool = typer.Option(False, "--channels-last", help="channels-last memory format for the models"),
-    checks: bool = typer.Option(
-        True,
+_SUBMITIT = "submitit (Slurm; pip install 'robbench\\[submitit]')"
+OutDir = Annotated[Path | None, typer.Option("--out", help="results directory (default results/SUITE_NAME)")]
+Device = Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")]
+BatchSize = Annotated[int | None, typer.Option("--batch-size", min=1, help="samples per batch (does not change rows)")]
+Fresh = Annotated[bool, typer.Option("--fresh", help="delete stored rows and recompute everything")]
+Resume = Annotated[bool, typer.Option("--resume/--no-resume", help="skip rows already stored (default)")]
+DataDir = Annotated[str | None, typer.Option("--data-dir", help="folder with the data set files")]
+ZooDir = Annotated[
+    str | None, typer.Option("--zoo-dir", help="model cache (default $ROBBENCH_ZOO_DIR or the user cache)")
+]
+Threads = Annotated[int | None, typer.Option("--threads", min=1, help="torch CPU threads")]
+ShardSize = Annotated[
+    int | None,
+    typer.Option("--shard-size", min=1, help="samples per stored shard: the unit of resume (does not change rows)"),
+]
+Deterministic = Annotated[
+    bool,
+    typer.Option("--deterministic", help="torch deterministic algorithms, for repeatable GPU runs (recorded)"),
+]
+TableFmt = Annotated[str, typer.Option("--table", help="print the summary as rich | md | csv | latex | json | none")]
+Quiet = Annotated[bool, typer.Option("--quiet", help="no progress bars")]
+Executor = Annotated[str, typer.Option("--executor", help=f"local | {_SUBMITIT}")]
+Workers = Annotated[int, typer.Option("--workers", min=1, help="local: worker processes (--threads each)")]
+Shards = Annotated[int | None, typer.Option("--shards", min=1, help="submitit: jobs the units are grouped into (8)")]
+Cluster = Annotated[str, typer.Option("--cluster", help="submitit: auto | slurm | local (subprocesses) | debug")]
+Partition = Annotated[str | None, typer.Option("--slurm-partition", help="submitit: Slurm partition")]
+Account = Annotated[str | None, typer.Option("--slurm-account", help="submitit: Slurm account")]
+Gpus = Annotated[int | None, typer.Option("--gpus-per-job", min=0, help="submitit: GPUs per job (one task per GPU)")]
+Cpus = Annotated[int | None, typer.Option("--cpus-per-job", min=1, help="submitit: CPUs per task")]
+MemGb = Annotated[float | None, typer.Option("--mem-gb", help="submitit: memory per job (GB)")]
+TimeoutMin = Annotated[
+    int | None,
+    typer.Option("--timeout-min", min=1, help="submitit: job time limit (default 240; timed-out jobs requeue)"),
+]
+Retries = Annotated[
+    int, typer.Option("--max-retries", min=0, help="extra attempts for a failing unit before its rows record the error")
+]
+Compile = Annotated[bool, typer.Option("--compile", help="torch.compile the classifier and generative models")]
+ChannelsLast = Annotated[bool, typer.Option("--channels-last", help="channels-last memory format for the models")]
+Checks = Annotated[
+    bool,
+    typer.Option(
         "--checks/--no-checks",
-        help="run the false-robustness checks after the units "
-        "(robbench.run.checks; recorded in the manifest, listed under the table)",
+        help="run the false-robustness checks after the units (recorded in the manifest, listed under the table)",
     ),
-) -> None:
-    """Run a suite: every defense x attack x threat, one stored row per sample; prints the table."""
-    if executor == "local" and workers > 1:
-        from robbench.run.backends.pool import prestart_workers
+]
 
-        prestart_workers()  # the workers' fork server imports torch while this process plans
-    from robbench import api
 
-    try:
-        execution = {
-            "executor": executor,
-            "workers": workers,
-            "shards": shards,
-            "cluster": cluster,
-            "slurm_partition": slurm_partition,
-            "slurm_account": slurm_account,
-            "gpus_per_job": gpus_per_job,
-            "cpus_per_job": cpus_per_job,
-            "mem_gb": mem_gb,
-            "timeout_min": timeout_min,
-            "max_retries": max_retries,
-            "compile": compile_models,
-            "channels_last": channels_last,
-        }
-        report = api.run(
-            suite,
-            out=out_dir,
-            device=device,
-            batch_size=batch_size,
-            fresh=fresh or not resume,
-            data_dir=data_dir,
-            zoo_dir=zoo_dir,
-            threads=threads,
-            quiet=quiet,
-            shard_size=shard_size,
-            deterministic=deterministic,
-            execution={k: v for k, v in execution.items() if v is not None},
-            checks=checks,
-        )
-    except RobbenchError as exc:
-        _fail(exc)
-        return
+def _report(report: RunReport, table_fmt: str) -> None:
+    """What ``robbench run`` prints when the run ends; exit 3 when units failed."""
     err.print(
         f"{report.rows_written} rows computed, {report.rows_skipped} already stored, "
         f"{report.seconds:.1f}s -> {report.out}",
@@ -149,3 +105,66 @@ def run(
         for f in report.failures:
             err.print(f"[bold red]failed:[/] {escape(f)}", highlight=False, soft_wrap=True)
         raise typer.Exit(3)
+
+
+@app.command()
+def run(
+    suite: Annotated[Path, typer.Argument(help="suite YAML")],
+    out_dir: OutDir = None,
+    device: Device = "auto",
+    batch_size: BatchSize = None,
+    fresh: Fresh = False,
+    resume: Resume = True,
+    data_dir: DataDir = None,
+    zoo_dir: ZooDir = None,
+    threads: Threads = None,
+    shard_size: ShardSize = None,
+    deterministic: Deterministic = False,
+    table_fmt: TableFmt = "rich",
+    quiet: Quiet = False,
+    executor: Executor = "local",
+    workers: Workers = 1,
+    shards: Shards = None,
+    cluster: Cluster = "auto",
+    slurm_partition: Partition = None,
+    slurm_account: Account = None,
+    gpus_per_job: Gpus = None,
+    cpus_per_job: Cpus = None,
+    mem_gb: MemGb = None,
+    timeout_min: TimeoutMin = None,
+    max_retries: Retries = 2,
+    compile_models: Compile = False,
+    channels_last: ChannelsLast = False,
+    checks: Checks = True,
+) -> None:
+    """Run a suite: every defense x attack x threat, one stored row per sample; prints the table."""
+    if executor == "local" and workers > 1:
+        from robbench.run.backends.pool import prestart_workers
+
+        prestart_workers()  # the workers' fork server imports torch while this process plans
+    from robbench import api
+
+    names = ("executor", "workers", "shards", "cluster", "slurm_partition", "slurm_account", "gpus_per_job")
+    names += ("cpus_per_job", "mem_gb", "timeout_min", "max_retries", "channels_last")
+    given = locals()
+    execution = {k: given[k] for k in names if given[k] is not None} | {"compile": compile_models}
+    try:
+        report = api.run(
+            suite,
+            out=out_dir,
+            device=device,
+            batch_size=batch_size,
+            fresh=fresh or not resume,
+            data_dir=data_dir,
+            zoo_dir=zoo_dir,
+            threads=threads,
+            quiet=quiet,
+            shard_size=shard_size,
+            deterministic=deterministic,
+            execution=execution,
+            checks=checks,
+        )
+    except RobbenchError as exc:
+        _fail(exc)
+        return
+    _report(report, table_fmt)

@@ -1,4 +1,5 @@
-"""The ``robbench`` command line: thin Typer commands over :mod:`robbench.api`."""
+"""``robbench zoo ...``: train, list, verify and check the model zoo's checkpoints.
+"""
 
 from __future__ import annotations
 

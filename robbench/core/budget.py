@@ -58,3 +58,8 @@ NORM_LABEL = {"linf": "Linf", "l2": "L2", "l1": "L1", "none": ""}
 def threat_label(norm: str, eps_label: str) -> str:
     """``Linf 8/255``; empty for the threat-free clean attack."""
     return "" if norm == "none" else f"{NORM_LABEL.get(norm, norm)} {eps_label}"
+
+
+def eps_key(eps: float | None) -> float | None:
+    """A budget rounded for use as a key (so 8/255 written two ways matches); None stays None."""
+    return None if eps is None else round(float(eps), 8)

@@ -34,7 +34,8 @@ def format_validation_error(exc: ValidationError, where: str) -> str:
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
         lines.append(f"{where}.{loc}: {msg}" if loc else f"{where}: {msg}")
-    return "; ".join(lines)
+    more = f"; and {len(lines) - 3} more" if len(lines) > 3 else ""
+    return "; ".join(lines[:3]) + more
 
 
 def parse_params(cls: type[Params], raw: dict[str, Any] | None, where: str) -> Params:

@@ -24,3 +24,8 @@ def component_identity(name: str, params: Any, runtime: frozenset[str] = frozens
     """Name plus the parameters that affect results (defaults filled in, runtime ones dropped)."""
     dumped = params.model_dump(mode="json") if hasattr(params, "model_dump") else dict(params)
     return {"name": name, "params": {k: v for k, v in sorted(dumped.items()) if k not in runtime}}
+
+
+def sample_id(dataset: str, split: str, index: int) -> str:
+    """The stable id of a sample: ``dataset/split/index`` (rows, seeds and resume are keyed by it)."""
+    return f"{dataset}/{split}/{index}"

@@ -11,6 +11,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from robbench.core.identity import sample_id
 from robbench.errors import DataError
 
 
@@ -75,7 +76,7 @@ class Dataset(ABC):
         self.check_split(split)
         self.check_available(split)
         x, y = self._load(split)
-        ids = [f"{self.name}/{split}/{i}" for i in range(x.shape[0])]
+        ids = [sample_id(self.name, split, i) for i in range(x.shape[0])]
         return DataSplit(x.contiguous(), y.contiguous(), ids)
 
 

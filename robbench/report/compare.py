@@ -21,9 +21,11 @@ from typing import Any
 
 import pandas as pd
 
-from robbench.core.threat import format_eps
+from robbench.core.budget import eps_key, format_eps
+from robbench.errors import RobbenchError
 from robbench.results.load import Loaded, load_results
-from robbench.results.scoring import scored, suite_scoring
+from robbench.results.manifest import Manifest
+from robbench.results.scoring import scored
 
 KEY = ["defense", "attack", "norm", "eps_key"]
 
@@ -120,20 +122,19 @@ def mcnemar_exact(a_only: int, b_only: int) -> float:
 
 
 def _keyed(loaded: Loaded, scoring: str | None) -> pd.DataFrame:
-    s = scored(loaded.rows, scoring or suite_scoring(loaded.manifest))
-    s["eps_key"] = [0.0 if n == "none" else round(float(e), 8) for n, e in zip(s["norm"], s["eps"], strict=True)]
+    s = scored(loaded.rows, scoring or loaded.manifest.scoring)
+    s["eps_key"] = [0.0 if n == "none" else eps_key(e) for n, e in zip(s["norm"], s["eps"], strict=True)]
     return s[["cell", "sample_id", "defense", "attack", "norm", "eps", "eps_key", "robust"]]
 
 
 def _manifest_order(
-    manifest: dict[str, Any], base: dict[tuple[Any, ...], int], first: bool = False
+    manifest: Manifest, base: dict[tuple[Any, ...], int], first: bool = False
 ) -> dict[tuple[Any, ...], int]:
     """Display key -> position in the manifest's plan (``first``: these come before ``base``)."""
     out = {} if first else dict(base)
     offset = 0 if first else len(base)
-    for i, c in enumerate(manifest.get("cells") or []):
-        norm = c.get("norm", "none")
-        key = (c.get("defense"), c.get("attack"), norm, 0.0 if norm == "none" else round(float(c.get("eps", 0.0)), 8))
+    for i, c in enumerate(manifest.cells):
+        key = (c.defense, c.attack, c.norm, 0.0 if c.norm == "none" else eps_key(c.eps))
         out.setdefault(key, offset + i)
     if first:
         n = len(out)
@@ -170,76 +171,20 @@ def compare(
     corrupt directory.
     """
     if tolerance is not None and not tolerance >= 0:
-        from robbench.errors import RobbenchError
-
         raise RobbenchError(f"--tolerance must be >= 0 percentage points, got {tolerance}")
     la, lb = load_results(a), load_results(b)
     ka, kb = _keyed(la, scoring), _keyed(lb, scoring)
-    notes = [f"A: {n}" for n in la.notes] + [f"B: {n}" for n in lb.notes]
-    if la.suite_name != lb.suite_name:
-        notes.append(
-            f"A is suite {la.suite_name!r} and B is suite {lb.suite_name!r}: cells are matched by "
-            "defense, attack and threat ids"
-        )
-    if scoring is None and suite_scoring(la.manifest) != suite_scoring(lb.manifest):
-        notes.append(
-            f"the suites score stochastic defenses differently (A: {suite_scoring(la.manifest)}, "
-            f"B: {suite_scoring(lb.manifest)}); pass --scoring to compare like with like"
-        )
+    notes = _side_notes(la, lb, scoring)
     cells_a = ka.groupby(KEY, sort=False)["cell"].first()
     cells_b = kb.groupby(KEY, sort=False)["cell"].first()
     order = _manifest_order(la.manifest, _manifest_order(lb.manifest, {}), first=True)
     common = sorted((k for k in cells_a.index if k in cells_b.index), key=lambda k: order.get(k, 10**9))
-    by_a = dict(list(ka.groupby(KEY, sort=False)))
-    by_b = dict(list(kb.groupby(KEY, sort=False)))
-    lines = []
-    unpaired = 0
-    for key in common:
-        ga, gb = by_a[key], by_b[key]
-        m = ga.merge(gb, on="sample_id", suffixes=("_a", "_b"))
-        unpaired += len(ga) + len(gb) - 2 * len(m)
-        ra, rb = m["robust_a"].to_numpy(), m["robust_b"].to_numpy()
-        a_only, b_only = int((ra > rb).sum()), int((rb > ra).sum())
-        n = len(m)
-        acc_a = float(ra.mean()) if n else float("nan")
-        acc_b = float(rb.mean()) if n else float("nan")
-        diff = acc_b - acc_a
-        eps = float(ga["eps"].iloc[0])
-        lines.append(
-            {
-                "defense": key[0],
-                "attack": key[1],
-                "norm": key[2],
-                "eps": eps,
-                "eps_label": format_eps(eps) if key[2] != "none" else "",
-                "same_config": bool(cells_a[key] == cells_b[key]),
-                "n": n,
-                "n_a": len(ga),
-                "n_b": len(gb),
-                "acc_a": acc_a,
-                "acc_b": acc_b,
-                "diff": diff,
-                "a_only": a_only,
-                "b_only": b_only,
-                "p_value": mcnemar_exact(a_only, b_only),
-                "regression": bool(tolerance is not None and n > 0 and 100 * diff < -tolerance - 1e-9),
-            }
-        )
-        if n == 0:
-            notes.append(f"cell {key[0]} / {key[1]} is in both, but they share no sample ids: nothing to compare")
+    by_a, by_b = dict(list(ka.groupby(KEY, sort=False))), dict(list(kb.groupby(KEY, sort=False)))
+    lines = [_paired_cell(key, by_a[key], by_b[key], bool(cells_a[key] == cells_b[key]), tolerance) for key in common]
     cells = pd.DataFrame(lines, columns=CELL_COLUMNS)
     only_a = _cell_list(ka[~ka.set_index(KEY).index.isin(common)], order)
     only_b = _cell_list(kb[~kb.set_index(KEY).index.isin(common)], order)
-    changed = int((~cells["same_config"]).sum()) if not cells.empty else 0
-    if changed:
-        notes.append(
-            f"{changed} matched cell(s) changed configuration between A and B (other parameters, models "
-            "or seed); marked '*'"
-        )
-    if unpaired:
-        notes.append(f"{unpaired} rows have no partner on the other side (different samples) and are not compared")
-    if not common:
-        notes.append("A and B share no cell")
+    notes += _pairing_notes(cells, common)
     return Comparison(
         Path(a),
         Path(b),
@@ -252,3 +197,70 @@ def compare(
         allow_missing=allow_missing,
         notes=notes,
     )
+
+
+def _side_notes(la: Loaded, lb: Loaded, scoring: str | None) -> list[str]:
+    notes = [f"A: {n}" for n in la.notes] + [f"B: {n}" for n in lb.notes]
+    if la.suite_name != lb.suite_name:
+        notes.append(
+            f"A is suite {la.suite_name!r} and B is suite {lb.suite_name!r}: cells are matched by "
+            "defense, attack and threat ids"
+        )
+    if scoring is None and la.manifest.scoring != lb.manifest.scoring:
+        notes.append(
+            f"the suites score stochastic defenses differently (A: {la.manifest.scoring}, "
+            f"B: {lb.manifest.scoring}); pass --scoring to compare like with like"
+        )
+    return notes
+
+
+def _paired_cell(
+    key: tuple[Any, ...], ga: pd.DataFrame, gb: pd.DataFrame, same: bool, tolerance: float | None
+) -> dict[str, Any]:
+    """One matched cell: accuracies on the samples both sides scored, discordant pairs, exact McNemar p."""
+    m = ga.merge(gb, on="sample_id", suffixes=("_a", "_b"))
+    ra, rb = m["robust_a"].to_numpy(), m["robust_b"].to_numpy()
+    a_only, b_only = int((ra > rb).sum()), int((rb > ra).sum())
+    n = len(m)
+    acc_a = float(ra.mean()) if n else float("nan")
+    acc_b = float(rb.mean()) if n else float("nan")
+    diff = acc_b - acc_a
+    eps = float(ga["eps"].iloc[0])
+    return {
+        "defense": key[0],
+        "attack": key[1],
+        "norm": key[2],
+        "eps": eps,
+        "eps_label": format_eps(eps) if key[2] != "none" else "",
+        "same_config": same,
+        "n": n,
+        "n_a": len(ga),
+        "n_b": len(gb),
+        "acc_a": acc_a,
+        "acc_b": acc_b,
+        "diff": diff,
+        "a_only": a_only,
+        "b_only": b_only,
+        "p_value": mcnemar_exact(a_only, b_only),
+        "regression": bool(tolerance is not None and n > 0 and 100 * diff < -tolerance - 1e-9),
+    }
+
+
+def _pairing_notes(cells: pd.DataFrame, common: list[tuple[Any, ...]]) -> list[str]:
+    notes = [
+        f"cell {r['defense']} / {r['attack']} is in both, but they share no sample ids: nothing to compare"
+        for _, r in cells.iterrows()
+        if r["n"] == 0
+    ]
+    changed = int((~cells["same_config"]).sum()) if not cells.empty else 0
+    if changed:
+        notes.append(
+            f"{changed} matched cell(s) changed configuration between A and B (other parameters, models "
+            "or seed); marked '*'"
+        )
+    unpaired = int((cells["n_a"] + cells["n_b"] - 2 * cells["n"]).sum()) if not cells.empty else 0
+    if unpaired:
+        notes.append(f"{unpaired} rows have no partner on the other side (different samples) and are not compared")
+    if not common:
+        notes.append("A and B share no cell")
+    return notes

@@ -1,16 +1,4 @@
-"""Paired comparison of two results directories, and the CI regression gate.
-
-Cells are matched by what a reader sees, ``(defense id, attack id, norm, eps)``, and rows within a
-cell by ``sample_id``, so two runs of one suite, two versions of a suite, or two suites sharing
-cells can be compared; a matched cell whose configuration changed (a different cell id: other
-parameters, models, seed) is flagged. Cells present on one side only are listed, never dropped.
-
-Per cell: the accuracies of A and B on the samples both scored, the difference B - A, the
-discordant pairs (samples only A gets right, only B gets right) and the exact McNemar test, i.e.
-a two-sided binomial test of the discordant counts against 1/2 (``scipy.stats.binomtest``). With
-mean scoring of a stochastic defense the per-sample scores are fractions; the test then counts
-samples scored higher on one side (the exact sign test, which McNemar's test is for 0/1 scores).
-"""
+"""Rendering of a paired comparison (:mod:`robbench.report.compare`) as rich or markdown."""
 
 from __future__ import annotations
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import pandas as pd
 
-from robbench.core.budget import threat_label
-from robbench.core.threat import NORMS
+from robbench.core.budget import NORMS, threat_label
 from robbench.report.summary import is_missing
+from robbench.results.manifest import Manifest
 from robbench.suite.reported import WORST
 
 
@@ -38,7 +38,7 @@ class Column:
 
 
 @dataclass
-class Cell:
+class PivotCell:
     """Measured accuracy (fractions) with CI, and the reported number when the suite gives one."""
 
     accuracy: float = float("nan")
@@ -82,7 +82,7 @@ class Cell:
 class Row:
     defense: str
     reported_only: bool
-    cells: dict[str, Cell] = field(default_factory=dict)
+    cells: dict[str, PivotCell] = field(default_factory=dict)
 
     @property
     def n_label(self) -> str:
@@ -138,11 +138,10 @@ class Pivot:
 
 
 def build_pivot(
-    summary: pd.DataFrame, manifest: dict[str, Any] | None = None, *, title: str = "", worst_case: bool = True
+    summary: pd.DataFrame, manifest: Manifest | None = None, *, title: str = "", worst_case: bool = True
 ) -> Pivot:
     """Pivot a tidy summary: rows = defenses in suite order, columns = attacks x threats."""
-    suite = (manifest or {}).get("suite") or {}
-    attack_order = {a["id"]: i for i, a in enumerate(suite.get("attacks") or [])}
+    attack_order = {a.id: i for i, a in enumerate(manifest.suite.attacks)} if manifest is not None else {}
     norm_order = {n: i for i, n in enumerate(("none", *NORMS))}
     columns: dict[str, Column] = {}
     rows: dict[str, Row] = {}
@@ -157,7 +156,7 @@ def build_pivot(
         if src and src not in sources:
             sources.append(src)
         rep_n = r.get("reported_n")
-        row.cells[col.key] = Cell(
+        row.cells[col.key] = PivotCell(
             accuracy=float(r["accuracy"]),
             ci_low=float(r["ci_low"]),
             ci_high=float(r["ci_high"]),

@@ -1,66 +1,45 @@
-"""From rows to the tidy summary: accuracy per cell with Wilson CIs, scoring of stochastic
-defenses, worst case over attacks, and the suite's reported numbers beside the measured ones.
-
-Also the checked loader every reader of a results directory uses (:func:`load_results`): an
-empty, corrupt or foreign directory is one clear :class:`~robbench.errors.ResultsError` (exit 2).
-"""
+"""Published numbers beside measured ones: attaching a suite's ``reported:`` entries to summary lines,
+and taking them from a suite file edited after the run (``robbench table --reported SUITE``)."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from robbench.errors import ResultsError
-from robbench.suite.reported import _eps_key
+from robbench.results.manifest import Manifest
+from robbench.suite.model import Reported
+
+ReportedKey = tuple[str, str, str | None, float | None]
 
 
-def _source_text(src: dict[str, Any] | None) -> str:
-    """``paper, table (note)``: shown as a numbered footnote beside the reported number."""
-    src = src or {}
-    text = ", ".join(str(v) for v in (src.get("paper"), src.get("table")) if v)
-    return f"{text} ({src['note']})" if src.get("note") else text
+def reported_lookup(entries: list[Reported]) -> dict[ReportedKey, Reported]:
+    """The entries beside measured cells, by (defense, attack, norm, eps key)."""
+    return {r.key: r for r in entries if not r.reported_only}
 
 
-def reported_entries(manifest: dict[str, Any]) -> list[dict[str, Any]]:
-    """The suite's ``reported:`` entries as plain dicts (old manifests lack the newer keys)."""
-    return [dict(r) for r in ((manifest.get("suite") or {}).get("reported") or [])]
-
-
-def _reported_lookup(
-    entries: Iterable[dict[str, Any]],
-) -> dict[tuple[str, str, str | None, float | None], dict[str, Any]]:
-    table = {}
-    for r in entries:
-        if r.get("reported_only"):
-            continue
-        table[(r["defense"], r["attack"], r.get("norm"), _eps_key(r.get("eps")))] = r
-    return table
-
-
-def _attach_reported(line: dict[str, Any], rep: dict[str, Any] | None) -> None:
+def attach_reported(line: dict[str, Any], rep: Reported | None) -> None:
+    """Add ``reported``, ``reported_n``, ``source`` and (when measured) ``diff`` and ``reported_in_ci``."""
     if rep is None:
         return
-    value = float(rep["accuracy"]) / 100.0
+    value = rep.accuracy / 100.0
     line["reported"] = value
-    line["reported_n"] = rep.get("n")
-    line["source"] = _source_text(rep.get("source"))
+    line["reported_n"] = rep.n
+    line["source"] = rep.source_text
     if line.get("n"):
         line["diff"] = line["accuracy"] - value
         line["reported_in_ci"] = bool(line["ci_low"] - 1e-12 <= value <= line["ci_high"] + 1e-12)
 
 
-def reported_from_suite(manifest: dict[str, Any], suite_path: str | Path) -> dict[str, Any]:
+def reported_from_suite(manifest: Manifest, suite_path: str | Path) -> Manifest:
     """A copy of ``manifest`` whose reported numbers come from the suite file ``suite_path``."""
     from robbench.suite.load import read_suite
 
     suite, _ = read_suite(suite_path)
-    if suite.name != manifest.get("suite_name"):
+    if suite.name != manifest.suite_name:
         raise ResultsError(
-            f"{suite_path} is suite {suite.name!r}, but the results are of suite {manifest.get('suite_name')!r}",
+            f"{suite_path} is suite {suite.name!r}, but the results are of suite {manifest.suite_name!r}",
             hint="pass the suite file these results were run from",
         )
-    out = json.loads(json.dumps(manifest))
-    out["suite"]["reported"] = [r.model_dump(mode="json") for r in suite.reported]
-    return out
+    new_suite = manifest.suite.model_copy(update={"reported": list(suite.reported)})
+    return manifest.model_copy(update={"suite": new_suite})

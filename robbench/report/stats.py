@@ -1,9 +1,4 @@
-"""From rows to the tidy summary: accuracy per cell with Wilson CIs, scoring of stochastic
-defenses, worst case over attacks, and the suite's reported numbers beside the measured ones.
-
-Also the checked loader every reader of a results directory uses (:func:`load_results`): an
-empty, corrupt or foreign directory is one clear :class:`~robbench.errors.ResultsError` (exit 2).
-"""
+"""Statistics of the summaries: Wilson score intervals."""
 
 from __future__ import annotations
 

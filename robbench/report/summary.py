@@ -1,23 +1,26 @@
-"""From rows to the tidy summary: accuracy per cell with Wilson CIs, scoring of stochastic
-defenses, worst case over attacks, and the suite's reported numbers beside the measured ones.
+"""From rows to the tidy summary: accuracy per cell with Wilson CIs, the scoring of stochastic
+defenses, the per-sample worst case over attacks, and the suite's reported numbers beside them.
 
-Also the checked loader every reader of a results directory uses (:func:`load_results`): an
-empty, corrupt or foreign directory is one clear :class:`~robbench.errors.ResultsError` (exit 2).
+One line per cell, then one worst-case line per defense x threat with two or more attacks, then the
+reported numbers that have no measured cell. Accuracies are fractions in [0, 1].
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from robbench.core.threat import format_eps
-from robbench.report.reported import _attach_reported, _reported_lookup, reported_entries
+from robbench.core.budget import eps_key, format_eps
+from robbench.report.reported import ReportedKey, attach_reported, reported_lookup
 from robbench.report.stats import wilson
-from robbench.results.scoring import scored, scoring_label, suite_scoring
-from robbench.suite.reported import WORST, _eps_key
+from robbench.results.manifest import Manifest
+from robbench.results.scoring import scored, scoring_label
+from robbench.suite.model import Reported
+from robbench.suite.reported import WORST
 
 SUMMARY_COLUMNS = [
     "defense",
@@ -45,163 +48,161 @@ SUMMARY_COLUMNS = [
     "source",
     "reported_only",
 ]
-
-
-# ---- summary -------------------------------------------------------------------------------------
-def summarize(
-    df: pd.DataFrame,
-    manifest: dict[str, Any],
-    scoring: str | None = None,
-    worst_case: bool = True,
-    reported_only: bool = True,
-) -> pd.DataFrame:
-    """One line per cell, per defense x threat worst case over attacks, and reported-only rows.
-
-    Accuracies are fractions in [0, 1]; ``reported`` / ``diff`` too. ``scoring`` overrides the
-    suite's scoring of stochastic defenses evaluated with several draws.
-    """
-    scoring = scoring or suite_scoring(manifest)
-    s = scored(df, scoring)
-    entries = reported_entries(manifest)
-    reported = _reported_lookup(entries)
-    order = {c["id"]: i for i, c in enumerate(manifest.get("cells", []))}
-    defense_order = {
-        d.get("id") or d.get("name"): i for i, d in enumerate((manifest.get("suite") or {}).get("defenses") or [])
-    }
-    lines = []
-    used: set[tuple[Any, ...]] = set()  # reported entries placed beside a measured cell
-    for cell, g in s.groupby("cell", sort=False):
-        first = g.iloc[0]
-        n = len(g)
-        k = float(g["robust"].sum())
-        lo, hi = wilson(k, n)
-        norm = str(first["norm"])
-        line: dict[str, Any] = {
-            "defense": first["defense"],
-            "attack": first["attack"],
-            "norm": norm,
-            "eps": float(first["eps"]),
-            "eps_label": format_eps(float(first["eps"])) if norm != "none" else "",
-            "n": n,
-            "accuracy": k / n,
-            "ci_low": lo,
-            "ci_high": hi,
-            "clean_accuracy": float(g["clean"].mean()),
-            "scoring": scoring_label(bool(first["stochastic"]), str(first["randomness"]), int(first["draws"]), scoring),
-            "draws": int(first["draws"]),
-            "gradient": first["gradient"],
-            "randomness": first["randomness"],
-            "eot": int(first["eot"]),
-            "errors": int(g["error"].notna().sum()),
-            "model_evals": float(g["model_evals"].mean()),
-            "seconds": float(g["seconds"].mean()),
-            "_order": order.get(cell, 10**6),
-            "_dorder": defense_order.get(first["defense"], 10**6),
-        }
-        key_norm = None if norm == "none" else norm
-        key = (first["defense"], first["attack"], key_norm, _eps_key(None if key_norm is None else first["eps"]))
-        _attach_reported(line, reported.get(key))
-        used.add(key)
-        lines.append(line)
-    if worst_case:
-        attacked = s[s["norm"] != "none"]
-        last = max(order.values(), default=0) + 1
-        for (defense, norm, eps), g in attacked.groupby(["defense", "norm", "eps"], sort=False):
-            attacks = list(dict.fromkeys(g["attack"]))
-            if len(attacks) < 2:
-                continue
-            # per point: robust only if it survives every attack; only points every attack has run on
-            wide = g.pivot_table(index="sample_id", columns="attack", values="robust", aggfunc="min")
-            clean = g.pivot_table(index="sample_id", columns="attack", values="clean", aggfunc="min")
-            wide = wide.dropna()
-            n = len(wide)
-            k = float(wide.min(axis=1).sum())
-            lo, hi = wilson(k, n)
-            line = {
-                "defense": defense,
-                "attack": WORST,
-                "norm": norm,
-                "eps": float(eps),
-                "eps_label": format_eps(float(eps)),
-                "n": n,
-                "accuracy": k / n if n else float("nan"),
-                "ci_low": lo,
-                "ci_high": hi,
-                "clean_accuracy": float(clean.loc[wide.index].min(axis=1).mean()) if n else float("nan"),
-                "scoring": f"min over {len(attacks)} attacks",
-                "draws": int(g["draws"].max()),
-                "gradient": "",
-                "randomness": "",
-                "eot": 0,
-                "errors": int(g["error"].notna().sum()),
-                "model_evals": float("nan"),
-                "seconds": float("nan"),
-                "_order": last,
-                "_dorder": defense_order.get(defense, 10**6),
-            }
-            _attach_reported(line, reported.get((defense, WORST, norm, _eps_key(eps))))
-            used.add((defense, WORST, norm, _eps_key(eps)))
-            lines.append(line)
-    if reported_only:
-        for i, r in enumerate(entries):
-            key = (r["defense"], r["attack"], r.get("norm"), _eps_key(r.get("eps")))
-            if not r.get("reported_only") and (key in used or (r["attack"] == WORST and not worst_case)):
-                continue
-            norm = r.get("norm") or "none"
-            eps = float(r["eps"]) if r.get("eps") is not None else 0.0
-            line = {
-                "defense": r["defense"],
-                "attack": r["attack"],
-                "norm": norm,
-                "eps": eps,
-                "eps_label": format_eps(eps) if norm != "none" else "",
-                "n": 0,
-                "accuracy": float("nan"),
-                "ci_low": float("nan"),
-                "ci_high": float("nan"),
-                "clean_accuracy": float("nan"),
-                "scoring": "reported only" if r.get("reported_only") else "not measured",
-                "draws": 0,
-                "gradient": "",
-                "randomness": "",
-                "eot": 0,
-                "errors": 0,
-                "model_evals": float("nan"),
-                "seconds": float("nan"),
-                "_order": 10**7 + i,
-                "_dorder": 10**7 + i,
-            }
-            if not r.get("reported_only"):  # a suite defense: keep it with its measured cells
-                line["_dorder"] = defense_order.get(r["defense"], 10**6)
-            _attach_reported(line, r)
-            line["reported_only"] = bool(r.get("reported_only"))
-            lines.append(line)
-    out = pd.DataFrame(lines)
-    if out.empty:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in SUMMARY_COLUMNS})
-    for col, default in (
-        ("reported", np.nan),
-        ("diff", np.nan),
-        ("reported_in_ci", None),
-        ("reported_n", None),
-        ("source", ""),
-        ("reported_only", False),
-    ):
-        if col not in out:
-            out[col] = default
-    out["source"] = out["source"].fillna("")
-    out["reported_only"] = out["reported_only"].fillna(False).astype(bool)
-    # measured defenses in suite order (cells in plan order within), then reported-only methods
-    first_seen = out.groupby("defense", sort=False)["_dorder"].transform("min")
-    out = (
-        out.assign(_d=first_seen)
-        .sort_values(["_d", "_order"], kind="stable")
-        .drop(columns=["_order", "_dorder", "_d"])
-        .reset_index(drop=True)
-    )
-    return out[SUMMARY_COLUMNS]
+_LAST = 10**6
+_NAN = float("nan")
 
 
 def is_missing(v: Any) -> bool:
     """True for None / NaN (the empty cells of a summary)."""
     return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def _blank(defense: str, attack: str, norm: str, eps: float) -> dict[str, Any]:
+    return {
+        "defense": defense,
+        "attack": attack,
+        "norm": norm,
+        "eps": eps,
+        "eps_label": format_eps(eps) if norm != "none" else "",
+        "n": 0,
+        "accuracy": _NAN,
+        "ci_low": _NAN,
+        "ci_high": _NAN,
+        "clean_accuracy": _NAN,
+        "scoring": "",
+        "draws": 0,
+        "gradient": "",
+        "randomness": "",
+        "eot": 0,
+        "errors": 0,
+        "model_evals": _NAN,
+        "seconds": _NAN,
+    }
+
+
+def _measured(line: dict[str, Any], k: float, n: int) -> dict[str, Any]:
+    lo, hi = wilson(k, n)
+    return {**line, "n": n, "accuracy": k / n if n else _NAN, "ci_low": lo, "ci_high": hi}
+
+
+def _cell_lines(s: pd.DataFrame, scoring: str, order: dict[str, int]) -> Iterator[dict[str, Any]]:
+    for cell, g in s.groupby("cell", sort=False):
+        first = g.iloc[0]
+        norm = str(first["norm"])
+        line = _measured(
+            _blank(str(first["defense"]), str(first["attack"]), norm, float(first["eps"])),
+            float(g["robust"].sum()),
+            len(g),
+        )
+        line.update(
+            clean_accuracy=float(g["clean"].mean()),
+            scoring=scoring_label(bool(first["stochastic"]), str(first["randomness"]), int(first["draws"]), scoring),
+            draws=int(first["draws"]),
+            gradient=first["gradient"],
+            randomness=first["randomness"],
+            eot=int(first["eot"]),
+            errors=int(g["error"].notna().sum()),
+            model_evals=float(g["model_evals"].mean()),
+            seconds=float(g["seconds"].mean()),
+            _order=order.get(str(cell), _LAST),
+        )
+        yield line
+
+
+def _worst_case_lines(s: pd.DataFrame, last: int) -> Iterator[dict[str, Any]]:
+    """Per defense x threat: robust only if a sample survives every attack (samples every attack ran on)."""
+    attacked = s[s["norm"] != "none"]
+    for (defense, norm, eps), g in attacked.groupby(["defense", "norm", "eps"], sort=False):
+        attacks = list(dict.fromkeys(g["attack"]))
+        if len(attacks) < 2:
+            continue
+        wide = g.pivot_table(index="sample_id", columns="attack", values="robust", aggfunc="min").dropna()
+        clean = g.pivot_table(index="sample_id", columns="attack", values="clean", aggfunc="min")
+        n = len(wide)
+        line = _measured(_blank(str(defense), WORST, str(norm), float(eps)), float(wide.min(axis=1).sum()), n)
+        line.update(
+            clean_accuracy=float(clean.loc[wide.index].min(axis=1).mean()) if n else _NAN,
+            scoring=f"min over {len(attacks)} attacks",
+            draws=int(g["draws"].max()),
+            errors=int(g["error"].notna().sum()),
+            _order=last,
+        )
+        yield line
+
+
+def _reported_lines(entries: list[Reported], used: set[ReportedKey], worst_case: bool) -> Iterator[dict[str, Any]]:
+    """Reported numbers without a measured line: methods the suite does not run, cells not measured."""
+    for i, r in enumerate(entries):
+        if not r.reported_only and (r.key in used or (r.attack == WORST and not worst_case)):
+            continue
+        line = _blank(r.defense, r.attack, r.norm or "none", float(r.eps) if r.eps is not None else 0.0)
+        line.update(
+            scoring="reported only" if r.reported_only else "not measured",
+            _order=10**7 + i,
+            reported_only=r.reported_only,
+        )
+        if r.reported_only:
+            line["_dorder"] = 10**7 + i
+        attach_reported(line, r)
+        yield line
+
+
+def _line_key(line: dict[str, Any]) -> ReportedKey:
+    norm = None if line["norm"] == "none" else str(line["norm"])
+    return (str(line["defense"]), str(line["attack"]), norm, eps_key(None if norm is None else line["eps"]))
+
+
+def _frame(lines: list[dict[str, Any]], defense_order: dict[str, int]) -> pd.DataFrame:
+    out = pd.DataFrame(lines)
+    if out.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in SUMMARY_COLUMNS})
+    defaults = {
+        "reported": np.nan,
+        "diff": np.nan,
+        "reported_in_ci": None,
+        "reported_n": None,
+        "source": "",
+        "reported_only": False,
+        "_dorder": np.nan,
+    }
+    for col, default in defaults.items():
+        if col not in out:
+            out[col] = default
+    out["source"] = out["source"].fillna("")
+    out["reported_only"] = out["reported_only"].fillna(False).astype(bool)
+    by_defense = out["defense"].map(lambda d: defense_order.get(d, _LAST))
+    out["_dorder"] = out["_dorder"].fillna(by_defense)
+    # measured defenses in suite order (cells in plan order within), then reported-only methods
+    first_seen = out.groupby("defense", sort=False)["_dorder"].transform("min")
+    out = out.assign(_d=first_seen).sort_values(["_d", "_order"], kind="stable").reset_index(drop=True)
+    return out[SUMMARY_COLUMNS]
+
+
+def summarize(
+    df: pd.DataFrame,
+    manifest: Manifest,
+    scoring: str | None = None,
+    worst_case: bool = True,
+    reported_only: bool = True,
+) -> pd.DataFrame:
+    """One line per cell, per defense x threat the worst case over attacks, and the reported-only lines.
+
+    ``scoring`` overrides the suite's scoring of stochastic defenses evaluated with several draws.
+    """
+    scoring = scoring or manifest.scoring
+    s = scored(df, scoring)
+    entries = list(manifest.suite.reported)
+    reported = reported_lookup(entries)
+    order = {c.id: i for i, c in enumerate(manifest.cells)}
+    lines = list(_cell_lines(s, scoring, order))
+    if worst_case:
+        lines += list(_worst_case_lines(s, max(order.values(), default=0) + 1))
+    used = set()
+    for line in lines:
+        key = _line_key(line)
+        attach_reported(line, reported.get(key))
+        used.add(key)
+    if reported_only:
+        lines += list(_reported_lines(entries, used, worst_case))
+    defense_order = {d.display: i for i, d in enumerate(manifest.suite.defenses)}
+    return _frame(lines, defense_order)

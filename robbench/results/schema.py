@@ -1,50 +1,19 @@
-"""Executors: where a run's work units execute, how failures are retried, how results merge.
+"""The row schema: one row per (sample, defense, attack, threat), and the one place rows are built.
 
-The runner plans *units* (one cell, a list of samples) whose seeds depend only on the suite seed,
-the cell and each sample id, so any split of the units over processes or cluster jobs gives the
-same rows as one process. Each unit writes one atomic parquet shard into the results directory;
-merging is reading that directory, and a rerun plans only the units whose rows are missing.
-
-Executors
-    ``local`` (default)
-        ``workers == 1``: the units run in this process. ``workers > 1``: a pool of worker
-        processes, each with ``threads`` torch threads (default: the CPU cores divided by the
-        workers), fed one unit at a time (dynamic load balancing). A worker that dies (segfault,
-        out of memory) is replaced and only its current unit is charged a failed attempt. The
-        workers start (and load the data) while the coordinator loads the models, and they also
-        compute the false-robustness checks of :mod:`robbench.run.checks`, one task per defense queued
-        ahead of the units, so neither adds to the run's serial part.
-    ``submitit``
-        Slurm through `submitit <https://github.com/facebookincubator/submitit>`_ (the extra
-        ``pip install 'robbench[submitit]'``): the units are grouped into ``shards`` jobs (a job
-        array), tracked until done, and the failed ones resubmitted. ``cluster="local"`` runs the
-        same jobs as local subprocesses (submitit's LocalExecutor: the tests use it), ``"debug"``
-        in this process; ``"auto"`` (default) is Slurm, refused where no Slurm is found. A job killed at its time limit or preempted is requeued by Slurm and
-        continues with the units it had not finished (the job skips units whose rows exist).
-
-Failures
-    A unit that raises is retried up to ``max_retries`` times (a :class:`RobbenchError`, a
-    deterministic problem such as a defense that ignores its seeds, is not retried). A unit that
-    still fails gets *failure rows*: one per sample, ``error`` = ``"unit failed after N attempts:
-    ..."``, never counted robust or clean-correct; the other units continue and the run ends with
-    status ``failed``. Failure rows live in shards named ``failed-*`` that a rerun deletes first,
-    so a rerun retries exactly those units.
-
-The coordinating process holds the results directory's lock for the whole run; workers write
-their shards (atomically) without taking it and never quarantine or delete anything.
+Every row the engine stores (attacked, skipped by the cascade, or recording a failed unit) comes from
+:meth:`CellColumns.row`: the identity columns of its cell, the sample's columns, and what was
+measured. Shards are named by :func:`shard_name`. No torch here: readers of results import this.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
 
-if TYPE_CHECKING:
-    pass
 import pyarrow as pa
 
-#: shard-name prefix of failure rows (deleted and retried by the next run)
-FAILED_PREFIX = "failed-"
-
+from robbench.core.identity import stable_hash
 
 SCHEMA = pa.schema(
     [
@@ -86,5 +55,77 @@ SCHEMA = pa.schema(
     ]
 )
 
-
 COLUMNS = [f.name for f in SCHEMA]
+
+#: shard-name prefix of failure rows (deleted and retried by the next run)
+FAILED_PREFIX = "failed-"
+
+#: the columns a row takes from its cell
+CELL_COLUMNS = (
+    "cell",
+    "defense",
+    "defense_name",
+    "stochastic",
+    "attack",
+    "attack_name",
+    "gradient",
+    "randomness",
+    "eot",
+    "norm",
+    "eps",
+    "threat",
+    "draws",
+)
+
+
+@dataclass(frozen=True)
+class CellColumns:
+    """The identity columns a cell gives each of its rows."""
+
+    cell: str
+    defense: str
+    defense_name: str
+    stochastic: bool
+    attack: str
+    attack_name: str
+    gradient: str
+    randomness: str
+    eot: int
+    norm: str
+    eps: float
+    threat: str
+    draws: int
+
+    def row(self, *, sample_id: str, sample_index: int, label: int, seed: int, **measured: Any) -> dict[str, Any]:
+        """A complete row: these identity columns, the sample's, and ``measured`` (unknown keys refused)."""
+        unknown = sorted(set(measured) - set(COLUMNS))
+        if unknown:
+            raise KeyError(f"not row columns: {unknown}")
+        return {
+            **asdict(self),
+            "sample_id": sample_id,
+            "sample_index": int(sample_index),
+            "label": int(label),
+            "seed": int(seed),
+            **measured,
+        }
+
+    def failure_row(self, *, sample_id: str, sample_index: int, label: int, seed: int, error: str) -> dict[str, Any]:
+        """The row of a sample whose unit failed: nothing claimed (never clean-correct, never robust)."""
+        return self.row(
+            sample_id=sample_id,
+            sample_index=sample_index,
+            label=label,
+            seed=seed,
+            clean_correct=False,
+            clean_correct_draws=[],
+            adv_correct=False,
+            adv_correct_draws=[],
+            in_ball=None,
+            error=error,
+        )
+
+
+def shard_name(first_position: int, sample_ids: Sequence[str], *, failed: bool = False) -> str:
+    """The file stem of a shard: its first sample position and a hash of its sample ids."""
+    return f"{FAILED_PREFIX if failed else ''}{first_position:08d}-{stable_hash(list(sample_ids), 8)}"

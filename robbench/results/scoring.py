@@ -1,8 +1,5 @@
-"""From rows to the tidy summary: accuracy per cell with Wilson CIs, scoring of stochastic
-defenses, worst case over attacks, and the suite's reported numbers beside the measured ones.
-
-Also the checked loader every reader of a results directory uses (:func:`load_results`): an
-empty, corrupt or foreign directory is one clear :class:`~robbench.errors.ResultsError` (exit 2).
+"""Scoring of the stored per-draw correctness: one row's draws -> a score under single, mean,
+majority or worst-of-m scoring. The engine (cascade, checks) and the reports score alike through here.
 """
 
 from __future__ import annotations
@@ -49,7 +46,3 @@ def scoring_label(stochastic: bool, randomness: str, draws: int, scoring: str) -
         return "single draw"
     word = {"single": "first", "mean": "mean", "majority": "majority", "worst": "worst"}[scoring]
     return f"{word} of {draws} draws"
-
-
-def suite_scoring(manifest: dict[str, Any]) -> str:
-    return str(((manifest.get("suite") or {}).get("evaluation") or {}).get("scoring", "worst"))

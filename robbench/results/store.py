@@ -1,4 +1,4 @@
-"""Result rows: one per (sample, defense, attack, threat), stored as atomically written parquet shards.
+"""The results directory: parquet shards written atomically, the manifest, the lock, and resume.
 
 Layout of a results directory::
 

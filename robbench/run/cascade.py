@@ -33,7 +33,7 @@ from robbench.results.scoring import score_draws
 
 if TYPE_CHECKING:
     from robbench.results.store import ResultsDir
-    from robbench.run.plan import Cell
+    from robbench.run.cells import Cell
 
 
 def _group_key(cell: Cell) -> tuple[str, str, float] | None:
@@ -89,42 +89,30 @@ def skipped_row(cell: Cell, breaker: dict[str, Any], suite_seed: int) -> dict[st
     """The row of a sample this cell skips because ``breaker`` (an earlier cell's row) broke it."""
     by = breaker["broken_by"] if isinstance(breaker.get("broken_by"), str) else breaker["attack"]
     assert cell.threat is not None
-    return {
-        "cell": cell.id,
-        "sample_id": breaker["sample_id"],
-        "sample_index": int(breaker["sample_index"]),
-        "label": int(breaker["label"]),
-        "defense": cell.defense.display,
-        "defense_name": cell.defense.name,
-        "stochastic": cell.stochastic,
-        "attack": cell.attack.id,
-        "attack_name": cell.attack.name,
-        "gradient": cell.attack.gradient,
-        "randomness": cell.randomness,
-        "eot": cell.eot,
-        "norm": cell.threat.norm,
-        "eps": cell.threat.eps,
-        "threat": cell.threat.id,
-        "seed": derive_seed(suite_seed, cell.seed_key, "attack", breaker["sample_id"]),
-        "draws": cell.draws,
-        "clean_pred": int(breaker["clean_pred"]),
-        "clean_correct": bool(breaker["clean_correct"]),
-        "clean_correct_draws": [bool(v) for v in breaker["clean_correct_draws"]],
-        "adv_pred": int(breaker["adv_pred"]),
-        "adv_correct": False,
-        "adv_correct_draws": [False] * cell.draws,
-        "pert_norm": float(breaker["pert_norm"]),
-        "pert_linf": float(breaker["pert_linf"]),
-        "in_ball": True,
-        "forward_evals": 0,
-        "backward_evals": 0,
-        "model_evals": 0.0,
-        "seconds": 0.0,
-        "peak_mem_mb": None,
-        "loss_trace": None,
-        "error": None,
-        "broken_by": by,
-    }
+    sid = breaker["sample_id"]
+    return cell.columns.row(
+        sample_id=sid,
+        sample_index=int(breaker["sample_index"]),
+        label=int(breaker["label"]),
+        seed=derive_seed(suite_seed, cell.seed_key, "attack", sid),
+        clean_pred=int(breaker["clean_pred"]),
+        clean_correct=bool(breaker["clean_correct"]),
+        clean_correct_draws=[bool(v) for v in breaker["clean_correct_draws"]],
+        adv_pred=int(breaker["adv_pred"]),
+        adv_correct=False,
+        adv_correct_draws=[False] * cell.draws,
+        pert_norm=float(breaker["pert_norm"]),
+        pert_linf=float(breaker["pert_linf"]),
+        in_ball=True,
+        forward_evals=0,
+        backward_evals=0,
+        model_evals=0.0,
+        seconds=0.0,
+        peak_mem_mb=None,
+        loss_trace=None,
+        error=None,
+        broken_by=by,
+    )
 
 
 def split_unit(

@@ -1,10 +1,4 @@
-"""What a run records so that it can be rerun, and the opt-in deterministic mode.
-
-Every results directory holds ``suite.yaml`` (the suite text as given) and ``manifest.json``,
-which records the resolved suite, the suite text, package versions, the git commit (and whether
-the working tree had uncommitted changes), the device, the thread count, the seeds, the sha256 of
-the checkpoints of the classifier and surrogates, and a ``rerun`` command line that reproduces the
-rows from the results directory alone: ``robbench run OUT/suite.yaml --out NEW_OUT``.
+"""The opt-in deterministic mode (``--deterministic``) and its environment switch.
 
 Deterministic mode (``robbench run --deterministic``) calls
 ``torch.use_deterministic_algorithms(True)``, turns off cuDNN autotuning and sets

@@ -1,10 +1,4 @@
-"""The runner: plan cells, skip finished rows, batch, attack, check containment, judge, write shards.
-
-A *cell* is one (defense, attack, threat); the clean attack is threat-free. A *unit* is a cell
-and a list of samples; units are independent and carry their own seeds (derived from the suite
-seed, the cell and each sample id), so any split of the work gives the same rows. The runner,
-never the attack, judges success with the real defense, and asserts on every sample that the
-adversarial image lies in the threat ball and in [0, 1].
+"""Choosing the torch device of a run (``--device auto|cpu|cuda|mps``).
 """
 
 from __future__ import annotations

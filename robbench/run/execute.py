@@ -1,37 +1,16 @@
-"""Executors: where a run's work units execute, how failures are retried, how results merge.
+"""The driver: runs a run's units on a backend, in stage order, with retries and failure rows.
 
-The runner plans *units* (one cell, a list of samples) whose seeds depend only on the suite seed,
-the cell and each sample id, so any split of the units over processes or cluster jobs gives the
-same rows as one process. Each unit writes one atomic parquet shard into the results directory;
-merging is reading that directory, and a rerun plans only the units whose rows are missing.
+Units (one cell, a list of samples) carry seeds that depend only on the suite seed, the cell and each
+sample id, so any split of the units over processes or cluster jobs gives the same rows as one
+process. Each unit writes one atomic parquet shard; merging is reading the results directory, and a
+rerun plans only the units whose rows are missing.
 
-Executors
-    ``local`` (default)
-        ``workers == 1``: the units run in this process. ``workers > 1``: a pool of worker
-        processes, each with ``threads`` torch threads (default: the CPU cores divided by the
-        workers), fed one unit at a time (dynamic load balancing). A worker that dies (segfault,
-        out of memory) is replaced and only its current unit is charged a failed attempt. The
-        workers start (and load the data) while the coordinator loads the models, and they also
-        compute the false-robustness checks of :mod:`robbench.run.checks`, one task per defense queued
-        ahead of the units, so neither adds to the run's serial part.
-    ``submitit``
-        Slurm through `submitit <https://github.com/facebookincubator/submitit>`_ (the extra
-        ``pip install 'robbench[submitit]'``): the units are grouped into ``shards`` jobs (a job
-        array), tracked until done, and the failed ones resubmitted. ``cluster="local"`` runs the
-        same jobs as local subprocesses (submitit's LocalExecutor: the tests use it), ``"debug"``
-        in this process; ``"auto"`` (default) is Slurm, refused where no Slurm is found. A job killed at its time limit or preempted is requeued by Slurm and
-        continues with the units it had not finished (the job skips units whose rows exist).
-
-Failures
-    A unit that raises is retried up to ``max_retries`` times (a :class:`RobbenchError`, a
-    deterministic problem such as a defense that ignores its seeds, is not retried). A unit that
-    still fails gets *failure rows*: one per sample, ``error`` = ``"unit failed after N attempts:
-    ..."``, never counted robust or clean-correct; the other units continue and the run ends with
-    status ``failed``. Failure rows live in shards named ``failed-*`` that a rerun deletes first,
-    so a rerun retries exactly those units.
-
-The coordinating process holds the results directory's lock for the whole run; workers write
-their shards (atomically) without taking it and never quarantine or delete anything.
+Failures: a unit that raises is retried up to ``max_retries`` times (a :class:`RobbenchError`, a
+deterministic problem such as a defense that ignores its seeds, is not retried). A unit that still
+fails gets *failure rows*: one per sample, ``error`` = ``"unit failed after N attempts: ..."``, never
+counted robust or clean-correct; the other units continue and the run ends with status ``failed``.
+Failure rows live in shards named ``failed-*`` that a rerun deletes first, so a rerun retries exactly
+those units. The coordinating process holds the results directory's lock for the whole run.
 """
 
 from __future__ import annotations
@@ -39,29 +18,22 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from robbench.errors import RobbenchError
-from robbench.results.schema import FAILED_PREFIX
-from robbench.run.backends.base import UnitKey, unit_key, worker_spec
-from robbench.run.backends.inprocess import InProcess
-from robbench.run.backends.pool import ProcessPool
-from robbench.run.backends.slurm import Submitit
+from robbench.results.schema import FAILED_PREFIX, shard_name
+from robbench.results.store import ResultsDir
+from robbench.run.backends.base import Backend, UnitKey, UnitResult
+from robbench.run.backends.inprocess import InProcessBackend
+from robbench.run.backends.pool import PoolBackend
+from robbench.run.backends.worker import worker_spec
 from robbench.run.options import ExecOptions
-from robbench.run.progress import _Progress
-
-if TYPE_CHECKING:
-    from robbench.results.store import ResultsDir
-    from robbench.run.plan import Unit
-    from robbench.run.unit import Executor
-
+from robbench.run.progress import ProgressBar
+from robbench.run.unit import UnitRunner
 
 ERROR_PREFIX = "unit failed"
 
 
-# ---------------------------------------------------------------------------------------------
-# the driver
-# ---------------------------------------------------------------------------------------------
 @dataclass
 class ExecReport:
     """What an execution did: rows written, failures, units submitted per round, retries."""
@@ -98,64 +70,37 @@ def clear_failed(rd: ResultsDir) -> int:
     return n
 
 
-def failure_rows(ex: Executor, key: UnitKey, message: str) -> list[dict[str, Any]]:
-    """One row per sample of a unit that failed: identity columns, the error, nothing claimed."""
+def write_failure(runner: UnitRunner, key: UnitKey, message: str) -> None:
+    """One failure row per sample of a unit that failed: its identity, the error, nothing claimed."""
     from robbench.core.seeding import derive_seed
 
-    cell = next(c for c in ex.plan.cells if c.id == key[0])
-    data = ex.data
-    seed = ex.plan.suite.seed
-    rows = []
-    for i in key[1]:
-        sid = data.ids[i]
-        d = cell.describe()
-        rows.append(
-            {
-                "cell": cell.id,
-                "sample_id": sid,
-                "sample_index": ex.plan.sample_positions[i],
-                "label": int(data.y[i]),
-                "defense": d["defense"],
-                "defense_name": d["defense_name"],
-                "stochastic": cell.stochastic,
-                "attack": d["attack"],
-                "attack_name": d["attack_name"],
-                "gradient": d["gradient"],
-                "randomness": cell.randomness,
-                "eot": cell.eot,
-                "norm": d["norm"],
-                "eps": d["eps"],
-                "threat": d["threat"],
-                "seed": derive_seed(seed, getattr(cell, "seed_key", cell.id), "attack", sid),
-                "draws": cell.draws,
-                "clean_correct": False,
-                "clean_correct_draws": [],
-                "adv_correct": False,
-                "adv_correct_draws": [],
-                "in_ball": None,
-                "error": message,
-            }
+    plan = runner.plan
+    cell = plan.cell(key[0])
+    assert cell is not None
+    data, cols = runner.data, cell.columns
+    rows = [
+        cols.failure_row(
+            sample_id=data.ids[i],
+            sample_index=plan.sample_positions[i],
+            label=int(data.y[i]),
+            seed=derive_seed(plan.suite.seed, cell.seed_key, "attack", data.ids[i]),
+            error=message,
         )
-    return rows
+        for i in key[1]
+    ]
+    first = plan.sample_positions[key[1][0]]
+    runner.results.write_shard(key[0], shard_name(first, [r["sample_id"] for r in rows], failed=True), rows)
 
 
-def _write_failure(ex: Executor, key: UnitKey, message: str) -> None:
-    from robbench.core.identity import stable_hash
-
-    rows = failure_rows(ex, key, message)
-    first = ex.plan.sample_positions[key[1][0]]
-    ex.results.write_shard(key[0], f"{FAILED_PREFIX}{first:08d}-{stable_hash([r['sample_id'] for r in rows], 8)}", rows)
-
-
-def _stages(ex: Executor, keys: list[UnitKey]) -> list[list[UnitKey]]:
+def stages(runner: UnitRunner, keys: list[UnitKey]) -> list[list[UnitKey]]:
     """Units grouped into stages that must run in order (cascade: attack k after attacks < k)."""
-    if not getattr(ex.plan.suite.evaluation, "cascade", False):
+    if not runner.plan.suite.evaluation.cascade:
         return [keys] if keys else []
-    cells = {c.id: c for c in ex.plan.cells}
-    order = {a.id: i for i, a in enumerate(ex.plan.suite.attacks)}
+    order = {a.id: i for i, a in enumerate(runner.plan.suite.attacks)}
     by_stage: dict[int, list[UnitKey]] = {}
     for k in keys:
-        by_stage.setdefault(order.get(cells[k[0]].attack.id, 0), []).append(k)
+        cell = runner.plan.cell(k[0])
+        by_stage.setdefault(order.get(cell.attack.id, 0) if cell else 0, []).append(k)
     return [by_stage[s] for s in sorted(by_stage)]
 
 
@@ -166,9 +111,68 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def make_backend(
+    runner: UnitRunner, keys: list[UnitKey], opts: ExecOptions, *, device: str, threads: int | None, checks: bool
+) -> Backend:
+    """The backend ``opts`` names; a pool starts its workers (and queues the checks) right away."""
+    if opts.executor == "local" and opts.workers == 1:
+        return InProcessBackend(runner)
+    if opts.executor == "local":
+        pool = PoolBackend(
+            worker_spec(runner, device, opts, threads or max(1, cpu_count() // opts.workers)), opts.workers
+        )
+        if keys:
+            if checks:
+                from robbench.run.checks.compute import checked_defenses
+
+                pool.queue_checks(checked_defenses(runner.plan))
+            pool.start(len(keys) + len(pool.check_tasks))
+            # load (or train, once) the models here, not in every worker at the same time; the
+            # workers meanwhile start up and load the data
+            try:
+                for spec in runner.plan.suite.defenses:
+                    runner.components.defense(spec)
+            except BaseException:
+                pool.aborted = True  # close() terminates the workers instead of waiting for them
+                pool.close()
+                raise
+        return pool
+    from robbench.run.backends.slurm import SlurmBackend
+
+    folder = Path(opts.folder) if opts.folder else runner.results.root / ".submitit"
+    spec = worker_spec(runner, device, opts, threads or opts.cpus_per_job)
+    return SlurmBackend(spec, opts, folder.resolve(), runner)
+
+
+def _settle(
+    runner: UnitRunner, res: UnitResult, opts: ExecOptions, attempts: dict[UnitKey, int], report: ExecReport
+) -> bool:
+    """Account for one result; True when the unit must run again."""
+    if res.fatal:
+        fatal = RobbenchError(res.error or "a worker failed", hint=res.hint)
+        fatal.fatal = True
+        raise fatal
+    if res.error is None:
+        report.written += res.rows
+        return False
+    if not res.charged:
+        return True
+    attempts[res.key] = attempts.get(res.key, 0) + 1
+    n = attempts[res.key]
+    if res.retryable and n <= opts.max_retries:
+        report.retries += 1
+        return True
+    message = f"{ERROR_PREFIX} after {n} attempt{'s' if n > 1 else ''}: {res.error}"
+    write_failure(runner, res.key, message)
+    report.failed_units += 1
+    cell = runner.plan.cell(res.key[0])
+    report.failures.append(f"{cell.label if cell else res.key[0]}: {len(res.key[1])} samples: {message}")
+    return False
+
+
 def execute(
-    ex: Executor,
-    units: list[Unit],
+    runner: UnitRunner,
+    keys: list[UnitKey],
     opts: ExecOptions,
     *,
     device: str = "auto",
@@ -176,73 +180,26 @@ def execute(
     quiet: bool = False,
     checks: bool = False,
 ) -> ExecReport:
-    """Run ``units`` with the executor ``opts`` names; retries, failure rows, stage order.
+    """Run the units ``keys`` on the backend ``opts`` names; retries, failure rows, stage order.
 
-    ``ex`` is the coordinator's in-process runner (it runs the units itself for the in-process
-    executor, and supplies plan, data and results directory otherwise). ``checks``: a worker pool
-    also computes the compute checks (:mod:`robbench.run.checks`) beside the units, answered in
-    ``report.checks``; the other backends leave them to the caller.
+    ``runner`` is the coordinator's unit runner (the in-process backend runs the units on it; the
+    others take plan, data and results directory from it). ``checks``: a worker pool also computes
+    the compute checks beside the units, answered in ``report.checks``; the other backends leave
+    them to the caller.
     """
-    keys = [unit_key(u) for u in units]
     report = ExecReport()
-    if opts.executor == "local" and opts.workers == 1:
-        backend: Any = InProcess(ex)
-    elif opts.executor == "local":
-        per_worker = threads or max(1, cpu_count() // opts.workers)
-        backend = ProcessPool(worker_spec(ex, device, opts, per_worker), opts.workers)
-        if keys:
-            if checks:
-                from robbench.run.checks.compute import checked_defenses
-
-                backend.queue_checks(checked_defenses(ex.plan))
-            backend.start(len(keys) + len(backend.check_tasks))
-            # load (or train, once) the models here, not in every worker at the same time; the
-            # workers meanwhile start up and load the data
-            try:
-                _ = ex.ctx
-                for spec in ex.plan.suite.defenses:
-                    ex.defense(spec)
-            except BaseException:
-                backend.aborted = True  # close() terminates the workers instead of waiting for them
-                backend.close()
-                raise
-    else:
-        folder = Path(opts.folder) if opts.folder else ex.results.root / ".submitit"
-        backend = Submitit(worker_spec(ex, device, opts, threads or opts.cpus_per_job), opts, folder.resolve(), ex)
+    backend = make_backend(runner, keys, opts, device=device, threads=threads, checks=checks)
     report.backend = backend.name
     attempts: dict[UnitKey, int] = {}
-    progress = _Progress(sum(len(k[1]) for k in keys), quiet)
+    progress = ProgressBar(sum(len(k[1]) for k in keys), quiet)
     try:
         with progress.running():
-            for stage in _stages(ex, keys):
+            for stage in stages(runner, keys):
                 pending = stage
                 while pending:
                     report.rounds.append(len(pending))
-                    retry: list[UnitKey] = []
-                    for res in backend.run_round(pending, progress):
-                        if res.fatal:
-                            fatal = RobbenchError(res.error or "a worker failed", hint=res.hint)
-                            fatal.fatal = True
-                            raise fatal
-                        if res.error is None:
-                            report.written += res.rows
-                            report.failures.extend(res.failures)
-                            continue
-                        if not res.charged:
-                            retry.append(res.key)
-                            continue
-                        attempts[res.key] = attempts.get(res.key, 0) + 1
-                        if res.retryable and attempts[res.key] <= opts.max_retries:
-                            report.retries += 1
-                            retry.append(res.key)
-                            continue
-                        n = attempts[res.key]
-                        message = f"{ERROR_PREFIX} after {n} attempt{'s' if n > 1 else ''}: {res.error}"
-                        _write_failure(ex, res.key, message)
-                        report.failed_units += 1
-                        label = next((c.label for c in ex.plan.cells if c.id == res.key[0]), res.key[0])
-                        report.failures.append(f"{label}: {len(res.key[1])} samples: {message}")
-                    pending = retry
+                    results = backend.run_round(pending, progress)
+                    pending = [r.key for r in results if _settle(runner, r, opts, attempts, report)]
     finally:
         backend.close()
         report.job_ids = list(getattr(backend, "job_ids", []))

@@ -1,4 +1,4 @@
-"""Executors: where a run's work units execute, how failures are retried, how results merge.
+"""Executor options: where a run's units execute, how failures are retried, what is installed.
 
 The runner plans *units* (one cell, a list of samples) whose seeds depend only on the suite seed,
 the cell and each sample id, so any split of the units over processes or cluster jobs gives the

@@ -1,26 +1,30 @@
-"""What a run records so that it can be rerun, and the opt-in deterministic mode.
+"""What a run records so that it can be rerun: the manifest's machine, software, seeds and commands.
 
-Every results directory holds ``suite.yaml`` (the suite text as given) and ``manifest.json``,
-which records the resolved suite, the suite text, package versions, the git commit (and whether
-the working tree had uncommitted changes), the device, the thread count, the seeds, the sha256 of
-the checkpoints of the classifier and surrogates, and a ``rerun`` command line that reproduces the
-rows from the results directory alone: ``robbench run OUT/suite.yaml --out NEW_OUT``.
-
-Deterministic mode (``robbench run --deterministic``) calls
-``torch.use_deterministic_algorithms(True)``, turns off cuDNN autotuning and sets
-``CUBLAS_WORKSPACE_CONFIG`` (needed by deterministic cuBLAS), for this run only; worker processes
-inherit it through ``ROBBENCH_DETERMINISTIC=1``. On the CPU robbench's kernels are deterministic
-already; on a GPU, without this mode, some kernels (atomics in convolution backward, scatter)
-make repeated runs differ in the last bits, which PGD can amplify into different rows.
+Every results directory holds ``suite.yaml`` (the suite text as given) and ``manifest.json``, which
+records the resolved suite, the suite text, package versions, the git commit (and whether the
+working tree had uncommitted changes), the device, the thread count, the seeds, the sha256 of the
+checkpoints of the classifier and surrogates, and a ``rerun`` command line that reproduces the rows
+from the results directory alone: ``robbench run OUT/suite.yaml --out NEW_OUT``.
 """
 
 from __future__ import annotations
 
+import importlib.metadata as md
 import os
+import platform
 import shlex
 import subprocess
+import sys
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from robbench.results.manifest import CellRecord, Manifest
+
+if TYPE_CHECKING:
+    from robbench.run.plan import Plan
 
 
 def git_state() -> dict[str, Any]:
@@ -95,39 +99,95 @@ def rerun_command(
     return shlex.join(args)
 
 
-def run_record(
-    plan: Any,
+PACKAGES = (
+    "torch",
+    "numpy",
+    "scipy",
+    "pandas",
+    "pyarrow",
+    "pydantic",
+    "typer",
+    "rich",
+    "scikit-learn",
+    "pyautoattack",
+    "submitit",
+    "torchattacks",
+    "matplotlib",
+)
+
+
+def package_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def environment() -> dict[str, Any]:
+    import torch
+
+    from robbench import RESULTS_VERSION, __version__
+
+    return {
+        "robbench": __version__,
+        "results_version": RESULTS_VERSION,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "packages": package_versions(),
+        "cuda": torch.version.cuda if torch.cuda.is_available() else None,
+        "threads": torch.get_num_threads(),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+    }
+
+
+def start_manifest(
+    plan: Plan,
     out: Path,
     *,
-    device: str,
+    device: torch.device,
+    device_requested: str,
+    batch_size: int,
     deterministic: bool,
     shard_size: int,
     threads: int | None,
-    batch_size: int | None = None,
-) -> dict[str, Any]:
-    """Manifest fields that make a run reproducible beyond what :meth:`Plan.manifest` records."""
-    import sys
-
-    import torch
-
-    return {
+) -> Manifest:
+    """The manifest a run writes before its first unit: the resolved suite and cells, the machine and
+    software, the seeds, and the command that reproduces the rows."""
+    return Manifest(
+        suite_name=plan.suite.name,
+        suite=plan.suite,
+        suite_text=plan.suite_text,
+        cells=[CellRecord.model_validate(c.describe()) for c in plan.cells],
+        n_samples=len(plan.sample_positions),
+        classifier=plan.classifier_identity,
+        environment=environment(),
+        device=str(device),
+        batch_size=batch_size,
+        out=str(out),
+        notes=list(plan.notes),
+        status="running",
+        started=datetime.now(UTC).isoformat(),
         **git_state(),
-        "seed": plan.suite.seed,
-        "deterministic": bool(deterministic),
-        "shard_size": shard_size,
-        "threads": threads or torch.get_num_threads(),
-        "data_dir": plan.data_dir,
-        "zoo_dir": plan.zoo_dir or os.environ.get("ROBBENCH_ZOO_DIR"),
-        "cwd": os.getcwd(),
-        "command": shlex.join(sys.argv),
-        "checkpoints": checkpoint_hashes(plan.suite, plan.zoo_dir),
-        "rerun": rerun_command(
+        seed=plan.suite.seed,
+        deterministic=bool(deterministic),
+        shard_size=shard_size,
+        threads=threads or torch.get_num_threads(),
+        data_dir=plan.data_dir,
+        zoo_dir=plan.zoo_dir or os.environ.get("ROBBENCH_ZOO_DIR"),
+        cwd=os.getcwd(),
+        command=shlex.join(sys.argv),
+        checkpoints=checkpoint_hashes(plan.suite, plan.zoo_dir),
+        rerun=rerun_command(
             out,
             data_dir=plan.data_dir,
             zoo_dir=plan.zoo_dir,
-            device=device,
+            device=device_requested,
             deterministic=deterministic,
             batch_size=batch_size,
             threads=threads,
         ),
-    }
+    )

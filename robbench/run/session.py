@@ -1,15 +1,15 @@
-"""The runner: plan cells, skip finished rows, batch, attack, check containment, judge, write shards.
+"""A run of a suite, end to end: read and check it, guard and lock the results directory, plan the
+missing units, write the manifest, execute, report flagged rows, run the checks, finish the manifest.
 
-A *cell* is one (defense, attack, threat); the clean attack is threat-free. A *unit* is a cell
-and a list of samples; units are independent and carry their own seeds (derived from the suite
-seed, the cell and each sample id), so any split of the work gives the same rows. The runner,
-never the attack, judges success with the real defense, and asserts on every sample that the
-adversarial image lies in the threat ball and in [0, 1].
+A run resumes by default: units whose rows are stored are not planned again. Every user-fixable
+problem raises a :class:`~robbench.errors.RobbenchError` (exit 2) before anything is written, or, once
+the run has started, marks the manifest ``aborted`` and keeps the rows already stored.
 """
 
 from __future__ import annotations
 
 import contextlib
+import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,19 +20,25 @@ import torch
 
 from robbench.core.io import atomic_write_text
 from robbench.errors import ResultsError, RobbenchError
+from robbench.results.manifest import CheckRecord, Manifest
 from robbench.results.store import ResultsDir
 from robbench.run.determinism import deterministic_mode
 from robbench.run.device import resolve_device
+from robbench.run.execute import ExecReport, clear_failed, execute
 from robbench.run.faults import fault_report
+from robbench.run.options import ExecOptions, exec_options
 from robbench.run.plan import Plan, plan_units
-from robbench.run.record import checkpoint_hashes, run_record
-from robbench.run.unit import Executor
+from robbench.run.record import checkpoint_hashes, start_manifest
+from robbench.run.unit import UnitRunner
+from robbench.run.validate import check_suite
 from robbench.suite.load import read_suite
 from robbench.suite.model import Suite
 
 
 @dataclass
 class RunReport:
+    """What a run did: where, how many cells and rows, and what failed or was flagged."""
+
     out: Path
     cells: int
     rows_written: int
@@ -50,12 +56,15 @@ def default_out(suite: Suite) -> Path:
 def prepare(
     suite_path: str | Path, *, out: str | Path | None = None, data_dir: str | None = None, zoo_dir: str | None = None
 ) -> tuple[Plan, ResultsDir]:
+    """Read and check the suite (once), plan it, and name its results directory."""
     suite, text = read_suite(suite_path)
+    check_suite(suite, data_dir=data_dir)
     plan = Plan(suite, suite_text=text, data_dir=data_dir, zoo_dir=zoo_dir)
-    return plan, ResultsDir(out or default_out(suite))
+    return plan, ResultsDir(out if out is not None else default_out(suite))
 
 
-def _guard_results_dir(rd: ResultsDir, suite: Suite, fresh: bool) -> None:
+def guard_results_dir(rd: ResultsDir, suite: Suite) -> None:
+    """Refuse a file, a foreign folder, or another suite's results as ``--out``."""
     if rd.root.exists() and not rd.root.is_dir():
         raise ResultsError(f"--out {rd.root} exists and is not a directory", hint="choose another --out")
     manifest = rd.read_manifest() if rd.root.is_dir() else None
@@ -78,6 +87,117 @@ def _guard_results_dir(rd: ResultsDir, suite: Suite, fresh: bool) -> None:
         )
 
 
+def _previous_checks(rd: ResultsDir) -> list[CheckRecord] | None:
+    """The checks of the manifest already in ``rd`` (None when there are none, or it is unreadable)."""
+    try:
+        raw = rd.read_manifest()
+        return Manifest.parse(raw, str(rd.manifest_path)).checks if raw is not None else None
+    except RobbenchError:
+        return None
+
+
+def _finish(
+    plan: Plan,
+    rd: ResultsDir,
+    runner: UnitRunner,
+    manifest: Manifest,
+    rep: ExecReport,
+    *,
+    checks: bool,
+    compute_checks: bool,
+    kept_checks: list[CheckRecord] | None,
+    start: float,
+) -> tuple[list[str], list[str]]:
+    """Report flagged rows, run (or keep) the checks, and write the finished manifest."""
+    faults, warns = fault_report(
+        rd.read_rows(repair=True, cells={c.id for c in plan.cells}), {c.id: c.label for c in plan.cells}
+    )
+    failures = list(dict.fromkeys(rep.failures + faults))
+    manifest.warnings = warns
+    manifest.checkpoints = checkpoint_hashes(plan.suite, plan.zoo_dir)
+    if checks:
+        from robbench.run.checks.suite_checks import run_checks
+
+        records = run_checks(plan, runner, compute=compute_checks, computed=rep.checks)
+        manifest.checks = [CheckRecord.model_validate(r) for r in records]
+    else:  # --no-checks: keep earlier checks only when this run stored no new row
+        manifest.checks = kept_checks if rep.written == 0 else None
+    manifest.status = "complete" if not failures else "failed"
+    manifest.failures = failures
+    manifest.finished = datetime.now(UTC).isoformat()
+    manifest.seconds = round(time.perf_counter() - start, 2)
+    rd.write_manifest(manifest.dump())
+    return failures, warns
+
+
+def _record_abort(rd: ResultsDir, manifest: Manifest, exc: RobbenchError, start: float) -> None:
+    """Best effort: mark the manifest aborted (the disk may be full; the error itself is what matters)."""
+    manifest.status, manifest.failures = "aborted", [exc.message]
+    manifest.finished = datetime.now(UTC).isoformat()
+    manifest.seconds = round(time.perf_counter() - start, 2)
+    with contextlib.suppress(RobbenchError, OSError):
+        rd.write_manifest(manifest.dump())
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """How this run executes (recorded in the manifest)."""
+
+    device: torch.device
+    requested: str
+    batch_size: int
+    shard: int
+    threads: int | None
+    deterministic: bool
+    opts: ExecOptions
+
+
+def _begin(plan: Plan, rd: ResultsDir, st: _Settings) -> Manifest:
+    """Write the run's first manifest (status running) and the suite text; return the manifest."""
+    manifest = start_manifest(
+        plan,
+        rd.root,
+        device=st.device,
+        device_requested=st.requested,
+        batch_size=st.batch_size,
+        deterministic=st.deterministic,
+        shard_size=st.shard,
+        threads=st.threads,
+    )
+    manifest.execution = {**st.opts.model_dump(), "device_requested": st.requested}
+    rd.write_manifest(manifest.dump())
+    if plan.suite_text:
+        atomic_write_text(rd.root / "suite.yaml", plan.suite_text)
+    return manifest
+
+
+def _run_locked(
+    plan: Plan, rd: ResultsDir, st: _Settings, *, fresh: bool, quiet: bool, checks: bool, start: float
+) -> tuple[int, ExecReport, list[str], list[str]]:
+    """The run under the results directory's lock: (rows planned, report, failures, warnings)."""
+    opts = st.opts
+    kept = None if checks else _previous_checks(rd)
+    if fresh and rd.rows_dir.exists():
+        shutil.rmtree(rd.rows_dir)
+    clear_failed(rd)  # units that failed last time run again
+    units = plan_units(plan, rd.done_keys(), st.shard)
+    manifest = _begin(plan, rd, st)
+    accel = {"compile": opts.compile, "channels_last": opts.channels_last} if opts.compile or opts.channels_last else {}
+    runner = UnitRunner(plan, rd, st.device, st.batch_size, accel)
+    try:
+        keys = [u.key for u in units]
+        rep = execute(runner, keys, opts, device=st.requested, threads=st.threads, quiet=quiet, checks=checks)
+    except RobbenchError as exc:  # a user-fixable problem (full disk, cluster, ...): exit 2, rows kept
+        _record_abort(rd, manifest, exc, start)
+        raise
+    manifest.execution.update(rep.describe())
+    compute = opts.executor == "local"
+    failures, warns = _finish(
+        plan, rd, runner, manifest, rep, checks=checks, compute_checks=compute, kept_checks=kept, start=start
+    )
+    return sum(len(u.indices) for u in units), rep, failures, warns
+
+
 def run_suite(
     suite_path: str | Path,
     *,
@@ -91,103 +211,37 @@ def run_suite(
     quiet: bool = False,
     threads: int | None = None,
     deterministic: bool = False,
-    execution: Any = None,
+    execution: ExecOptions | dict[str, Any] | None = None,
     checks: bool = True,
     **exec_kwargs: Any,
 ) -> RunReport:
     """Run a suite; resumes by default (finished rows are skipped). Returns a :class:`RunReport`.
 
     ``deterministic`` turns on torch's deterministic algorithms for this run (recorded in the
-    manifest; see :mod:`robbench.run.record`).
-
-    ``execution`` (an :class:`robbench.run.options.ExecOptions` or a dict) and ``exec_kwargs`` (its
-    fields: ``executor``, ``workers``, ``shards``, ``cluster``, Slurm options, ``max_retries``,
-    ``compile``, ``channels_last``) choose where the units run; see :mod:`robbench.run.execute`.
-
-    ``checks`` runs :mod:`robbench.run.checks` after the units and records them in ``manifest["checks"]``
-    (the compute checks only with the local executor; with others, the row checks alone).
+    manifest; see :mod:`robbench.run.determinism`). ``execution`` (an :class:`ExecOptions` or a dict)
+    and ``exec_kwargs`` (its fields: ``executor``, ``workers``, ``shards``, ``cluster``, Slurm
+    options, ``max_retries``, ``compile``, ``channels_last``) choose where the units run.
+    ``checks`` runs :mod:`robbench.run.checks` after the units and records them in the manifest (the
+    compute checks only with the local executor; with others, the row checks alone).
     """
-    from robbench.run.execute import clear_failed, execute
-    from robbench.run.options import exec_options
-
     opts = exec_options(execution, **exec_kwargs)
     # the submitit coordinator may sit on a login node without the jobs' device: jobs resolve it
     dev = resolve_device(device) if opts.executor == "local" else torch.device("cpu")
     plan, rd = prepare(suite_path, out=out, data_dir=data_dir, zoo_dir=zoo_dir)
-    _guard_results_dir(rd, plan.suite, fresh)
+    guard_results_dir(rd, plan.suite)
     if threads:
         torch.set_num_threads(threads)
     bs = batch_size or plan.suite.evaluation.batch_size
-    shard = shard_size or max(bs, 64)
+    st = _Settings(dev, device, bs, shard_size or max(bs, 64), threads, deterministic, opts)
     start = time.perf_counter()
     with deterministic_mode(deterministic), rd.lock():
-        if fresh and rd.rows_dir.exists():
-            import shutil
-
-            shutil.rmtree(rd.rows_dir)
-        clear_failed(rd)  # units that failed last time run again
-        done = rd.done_keys()
-        units = plan_units(plan, done, shard)
-        total_cells = len(plan.cells) * len(plan.sample_positions)
-        todo = sum(len(u.indices) for u in units)
-        manifest = plan.manifest(dev, bs, rd.root)
-        manifest.update(
-            status="running",
-            started=datetime.now(UTC).isoformat(),
-            **run_record(
-                plan,
-                rd.root,
-                device=device,
-                deterministic=deterministic,
-                shard_size=shard,
-                threads=threads,
-                batch_size=bs,
-            ),
-        )
-        rd.write_manifest(manifest)
-        if plan.suite_text:
-            atomic_write_text(rd.root / "suite.yaml", plan.suite_text)
-        ex = Executor(plan, rd, dev, bs, quiet=quiet)
-        if opts.compile or opts.channels_last:
-            ex.accel = {"compile": opts.compile, "channels_last": opts.channels_last}
-        manifest.update(execution={**opts.model_dump(), "device_requested": device})
-        written = 0
-        try:
-            rep = execute(ex, units, opts, device=device, threads=threads, quiet=quiet, checks=checks)
-            written = rep.written
-            ex.failures[:] = list(dict.fromkeys(ex.failures + rep.failures))
-            manifest["execution"].update(rep.describe())
-        except RobbenchError as exc:  # a user-fixable problem (full disk, cluster, ...): exit 2, rows kept
-            _record_abort(rd, manifest, exc, start)
-            raise
-        faults, warns = fault_report(
-            rd.read_rows(repair=True, cells={c.id for c in plan.cells}), {c.id: c.label for c in plan.cells}
-        )
-        ex.failures[:] = list(dict.fromkeys(ex.failures + faults))
-        manifest.update(warnings=warns, checkpoints=checkpoint_hashes(plan.suite, plan.zoo_dir))
-        if checks:
-            from robbench.run.checks.suite_checks import run_checks
-
-            manifest["checks"] = run_checks(plan, ex, compute=opts.executor == "local", computed=rep.checks)
-        manifest.update(
-            status="complete" if not ex.failures else "failed",
-            failures=ex.failures,
-            finished=datetime.now(UTC).isoformat(),
-            seconds=round(time.perf_counter() - start, 2),
-        )
-        rd.write_manifest(manifest)
+        todo, rep, failures, warns = _run_locked(plan, rd, st, fresh=fresh, quiet=quiet, checks=checks, start=start)
     return RunReport(
-        rd.root, len(plan.cells), written, total_cells - todo, time.perf_counter() - start, ex.failures, warns
+        rd.root,
+        len(plan.cells),
+        rep.written,
+        len(plan.cells) * len(plan.sample_positions) - todo,
+        time.perf_counter() - start,
+        failures,
+        warns,
     )
-
-
-def _record_abort(rd: ResultsDir, manifest: dict[str, Any], exc: RobbenchError, start: float) -> None:
-    """Best effort: mark the manifest aborted (the disk may be full; the error itself is what matters)."""
-    manifest.update(
-        status="aborted",
-        failures=[exc.message],
-        finished=datetime.now(UTC).isoformat(),
-        seconds=round(time.perf_counter() - start, 2),
-    )
-    with contextlib.suppress(RobbenchError, OSError):
-        rd.write_manifest(manifest)

@@ -1,7 +1,6 @@
-"""The YAML suite: its pydantic models (torch-free), the strict loader, and the checks that resolve
-every name, parameter, data set and model before any compute."""
+"""The YAML suite: its pydantic models and the strict loader. Plain data: no torch, no components
+(:mod:`robbench.run.validate` resolves and checks a suite against the registries before a run)."""
 
-from robbench.suite.check import check_suite, load_suite
 from robbench.suite.load import parse_suite, read_suite
 from robbench.suite.model import AttackSpec, DataSpec, DefenseSpec, Evaluation, Reported, Suite, ThreatSpec
 
@@ -13,8 +12,6 @@ __all__ = [
     "Reported",
     "Suite",
     "ThreatSpec",
-    "check_suite",
-    "load_suite",
     "parse_suite",
     "read_suite",
 ]

@@ -1,9 +1,4 @@
-"""The YAML suite: pydantic models (unknown keys rejected) and the loader that checks everything.
-
-``load_suite`` parses YAML with the safe loader, validates the document, resolves every component
-name in its registry, validates each component's own parameters, and checks data availability and
-budgets against the data set, all before any compute. Errors name the YAML field and, where the
-YAML parser knows it, the line.
+"""Reading a suite: strict YAML to pydantic models, with errors that name the line.
 """
 
 from __future__ import annotations

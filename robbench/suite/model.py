@@ -1,9 +1,4 @@
-"""The YAML suite: pydantic models (unknown keys rejected) and the loader that checks everything.
-
-``load_suite`` parses YAML with the safe loader, validates the document, resolves every component
-name in its registry, validates each component's own parameters, and checks data availability and
-budgets against the data set, all before any compute. Errors name the YAML field and, where the
-YAML parser knows it, the line.
+"""The suite's pydantic models (unknown keys rejected): data, threats, defenses, attacks, evaluation.
 """
 
 from __future__ import annotations
@@ -13,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from robbench.core.budget import NORMS, parse_eps
+from robbench.core.budget import NORMS, eps_key, parse_eps
 from robbench.core.refs import ModelRef
 
 if TYPE_CHECKING:  # torch-free until a suite's structure is valid (fast `robbench validate` errors)
@@ -151,6 +146,18 @@ class Reported(_Strict):
     @classmethod
     def _eps(cls, v: Any) -> float | None:
         return None if v is None else parse_eps(v)
+
+    @property
+    def key(self) -> tuple[str, str, str | None, float | None]:
+        """(defense, attack, norm, eps key): the table cell this number belongs beside."""
+        return (self.defense, self.attack, self.norm, eps_key(self.eps))
+
+    @property
+    def source_text(self) -> str:
+        """``paper, table (note)``: shown as a numbered footnote beside the reported number."""
+        s = self.source
+        text = ", ".join(v for v in (s.paper, s.table) if v)
+        return f"{text} ({s.note})" if s.note else text
 
 
 class Evaluation(_Strict):

@@ -92,13 +92,23 @@ def train_recipe(
             checkpointer=ckpt,
         )
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    from robbench import __version__
-
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     extra = metrics.pop("_extra_state", None)
     if extra:
         state.update(extra)
-    manifest = {
+    manifest = _zoo_manifest(recipe, steps, metrics, seconds, cpu_seconds, ckpt.resumed_from)
+    saved = ZooStore(zoo_dir).save(recipe.key, state, manifest)
+    ckpt.finish()
+    return saved
+
+
+def _zoo_manifest(
+    recipe: Recipe, steps: int, metrics: dict[str, Any], seconds: float, cpu_seconds: float, resumed: int | None
+) -> dict[str, Any]:
+    """The JSON manifest stored beside a trained checkpoint."""
+    from robbench import __version__
+
+    return {
         "name": recipe.name,
         "recipe_hash": recipe.hash,
         "arch": recipe.arch,
@@ -115,11 +125,8 @@ def train_recipe(
         "torch_threads": torch.get_num_threads(),
         "torch_version": torch.__version__,
         "command": _command(recipe),
-        "resumed_from_step": ckpt.resumed_from,
+        "resumed_from_step": resumed,
     }
-    saved = ZooStore(zoo_dir).save(recipe.key, state, manifest)
-    ckpt.finish()
-    return saved
 
 
 def _check_fits(recipe: Recipe, model: nn.Module, ds: Any) -> None:

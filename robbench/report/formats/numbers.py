@@ -1,10 +1,4 @@
-"""Render a summary, tidy or pivoted, as rich, markdown, CSV, LaTeX (booktabs) or JSON.
-
-Human formats (rich, markdown, LaTeX) show percentages; machine formats (CSV, JSON) keep the
-summary's fractions in [0, 1]. The rich output is laid out for an 80-100 column terminal: the tidy
-table groups rows under a defense heading and uses short scoring labels with a legend; the pivot is
-split into several tables when its columns do not fit the width.
-"""
+"""Number formatting shared by every renderer: percentages, point differences, CIs."""
 
 from __future__ import annotations
 

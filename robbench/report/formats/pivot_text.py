@@ -1,10 +1,4 @@
-"""Render a summary, tidy or pivoted, as rich, markdown, CSV, LaTeX (booktabs) or JSON.
-
-Human formats (rich, markdown, LaTeX) show percentages; machine formats (CSV, JSON) keep the
-summary's fractions in [0, 1]. The rich output is laid out for an 80-100 column terminal: the tidy
-table groups rows under a defense heading and uses short scoring labels with a legend; the pivot is
-split into several tables when its columns do not fit the width.
-"""
+"""The pivot as markdown, CSV and JSON."""
 
 from __future__ import annotations
 
@@ -14,11 +8,11 @@ from typing import Any
 import pandas as pd
 
 from robbench.report.formats.numbers import ci_text, diff_pts, pct, rep_pct
-from robbench.report.pivot import Cell, Pivot
+from robbench.report.pivot import Pivot, PivotCell
 
 
 # ---- pivot ---------------------------------------------------------------------------------------
-def _cell_md(cell: Cell | None, pivot: Pivot) -> str:
+def _cell_md(cell: PivotCell | None, pivot: Pivot) -> str:
     if cell is None:
         return ""
     parts = []
@@ -65,7 +59,7 @@ def pivot_csv(pivot: Pivot) -> str:
     for r in pivot.rows:
         rec: dict[str, Any] = {"defense": r.defense, "reported_only": r.reported_only, "scoring": r.scoring_label}
         for c in pivot.columns:
-            cell = r.cells.get(c.key) or Cell()
+            cell = r.cells.get(c.key) or PivotCell()
             d = cell.as_dict()
             for k in ("accuracy", "ci_low", "ci_high", "n", "reported", "diff", "source"):
                 rec[f"{c.key} | {k}"] = d[k]

@@ -1,4 +1,4 @@
-"""Render a summary, tidy or pivoted, as rich, markdown, CSV, LaTeX (booktabs) or JSON.
+"""One entry point for every format: a summary or pivot rendered as rich, markdown, CSV, LaTeX or JSON.
 
 Human formats (rich, markdown, LaTeX) show percentages; machine formats (CSV, JSON) keep the
 summary's fractions in [0, 1]. The rich output is laid out for an 80-100 column terminal: the tidy
@@ -9,7 +9,6 @@ split into several tables when its columns do not fit the width.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import pandas as pd
 
@@ -19,6 +18,7 @@ from robbench.report.formats.rich_pivot import pivot_rich
 from robbench.report.formats.rich_tidy import to_rich
 from robbench.report.formats.tidy import to_csv, to_json, to_markdown
 from robbench.report.pivot import build_pivot
+from robbench.results.manifest import Manifest
 
 FORMATS = ("rich", "md", "csv", "latex", "json")
 
@@ -30,7 +30,7 @@ def render(
     title: str | None = None,
     *,
     pivot: bool = False,
-    manifest: dict[str, Any] | None = None,
+    manifest: Manifest | None = None,
     notes: Sequence[str] = (),
 ) -> str:
     """Any non-rich format as text (``pivot`` = the papers' layout)."""
@@ -55,7 +55,7 @@ def rich_renderable(
     title: str | None = None,
     *,
     pivot: bool = False,
-    manifest: dict[str, Any] | None = None,
+    manifest: Manifest | None = None,
     notes: Sequence[str] = (),
     width: int = 100,
 ):  # type: ignore[no-untyped-def]

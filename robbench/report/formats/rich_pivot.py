@@ -1,22 +1,16 @@
-"""Render a summary, tidy or pivoted, as rich, markdown, CSV, LaTeX (booktabs) or JSON.
-
-Human formats (rich, markdown, LaTeX) show percentages; machine formats (CSV, JSON) keep the
-summary's fractions in [0, 1]. The rich output is laid out for an 80-100 column terminal: the tidy
-table groups rows under a defense heading and uses short scoring labels with a legend; the pivot is
-split into several tables when its columns do not fit the width.
-"""
+"""The pivot as a rich table, split into column chunks that fit the terminal."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from robbench.report.formats.labels import _SUP, legend, short_scoring
+from robbench.report.formats.labels import SUPERSCRIPT, legend, short_scoring
 from robbench.report.formats.numbers import ci_text, diff_pts, pct, rep_pct
-from robbench.report.pivot import Cell, Pivot
+from robbench.report.pivot import Pivot, PivotCell
 from robbench.suite.reported import WORST
 
 
-def _cell_rich(cell: Cell | None, pivot: Pivot):  # type: ignore[no-untyped-def]
+def _cell_rich(cell: PivotCell | None, pivot: Pivot):  # type: ignore[no-untyped-def]
     from rich.text import Text
 
     t = Text(justify="right", no_wrap=True)
@@ -29,13 +23,13 @@ def _cell_rich(cell: Cell | None, pivot: Pivot):  # type: ignore[no-untyped-def]
         t.append("-")
     if cell.has_reported:
         ref = pivot.source_ref(cell.source)
-        t.append("\n" + rep_pct(cell.reported) + (str(ref).translate(_SUP) if ref else ""), style="cyan")
+        t.append("\n" + rep_pct(cell.reported) + (str(ref).translate(SUPERSCRIPT) if ref else ""), style="cyan")
         if cell.measured:
             t.append(f" {diff_pts(cell.diff)}", style="green" if cell.reported_in_ci else "red")
     return t
 
 
-def _plain_width(cell: Cell | None, pivot: Pivot) -> int:
+def _plain_width(cell: PivotCell | None, pivot: Pivot) -> int:
     return max((len(line) for line in _cell_rich(cell, pivot).plain.splitlines()), default=0)
 
 

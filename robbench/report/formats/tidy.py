@@ -1,10 +1,4 @@
-"""Render a summary, tidy or pivoted, as rich, markdown, CSV, LaTeX (booktabs) or JSON.
-
-Human formats (rich, markdown, LaTeX) show percentages; machine formats (CSV, JSON) keep the
-summary's fractions in [0, 1]. The rich output is laid out for an 80-100 column terminal: the tidy
-table groups rows under a defense heading and uses short scoring labels with a legend; the pivot is
-split into several tables when its columns do not fit the width.
-"""
+"""The tidy summary's columns and cells, and its markdown, CSV and JSON renderings."""
 
 from __future__ import annotations
 
@@ -37,7 +31,7 @@ _TIDY = [
 ]
 
 
-def _tidy_cells(row: pd.Series) -> dict[str, str]:
+def tidy_cells(row: pd.Series) -> dict[str, str]:
     only = bool(row.get("reported_only", False)) or int(row["n"]) == 0
     rep = rep_pct(row.get("reported"))
     if rep and not is_missing(row.get("reported_n")):
@@ -57,13 +51,13 @@ def _tidy_cells(row: pd.Series) -> dict[str, str]:
     }
 
 
-def _tidy_columns(summary: pd.DataFrame) -> list[tuple[str, str]]:
+def tidy_columns(summary: pd.DataFrame) -> list[tuple[str, str]]:
     has_rep = "reported" in summary and summary["reported"].notna().any()
     return [c for c in _TIDY if has_rep or c[0] not in ("reported", "diff", "source")]
 
 
 def to_markdown(summary: pd.DataFrame) -> str:
-    cols = _tidy_columns(summary)
+    cols = tidy_columns(summary)
     lines = [
         "| " + " | ".join(h for _, h in cols) + " |",
         "|"
@@ -71,7 +65,7 @@ def to_markdown(summary: pd.DataFrame) -> str:
         + "|",
     ]
     for _, row in summary.iterrows():
-        c = _tidy_cells(row)
+        c = tidy_cells(row)
         lines.append("| " + " | ".join(c[k].replace("|", "\\|") for k, _ in cols) + " |")
     return "\n".join(lines) + "\n"
 

@@ -1,19 +1,4 @@
-"""PNG figures of a results directory (matplotlib, Agg; ``pip install 'robbench[plot]'``).
-
-Kinds:
-
-* ``eps``: robust accuracy vs budget, one panel per norm, one colour per defense; clean accuracy at
-  eps = 0; with several attacks per defense, the per-sample worst case is the thick line and each
-  attack a thin dashed one; shaded: 95% Wilson CI.
-* ``tradeoff``: for each defense that appears with several settings of one parameter (PurSAMERE at
-  three eps_pur values, read from the manifest's suite), clean and robust accuracy over that
-  parameter, and robust vs clean accuracy as a curve (the papers' trade-off).
-* ``trace``: the attack's loss vs iteration (rows' ``loss_trace``, median over samples with the
-  inter-quartile band), one panel per threat. The runner records the loss per iteration, not the
-  accuracy, so only the loss is drawn.
-
-Every figure is written atomically (a complete PNG or none).
-"""
+"""What every figure shares: the matplotlib import (Agg, the ``plot`` extra), saving, colours."""
 
 from __future__ import annotations
 

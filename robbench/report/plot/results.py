@@ -1,4 +1,4 @@
-"""PNG figures of a results directory (matplotlib, Agg; ``pip install 'robbench[plot]'``).
+"""All figures of a results directory at once (``robbench plot``).
 
 Kinds:
 
@@ -58,7 +58,7 @@ def plot_results(
         else:
             reasons["eps"] = "no attacked cells (only clean)"
     if "tradeoff" in wanted:
-        groups, why = tradeoff_groups(loaded.manifest)
+        groups, why = tradeoff_groups(loaded.manifest.suite.defenses)
         made = [
             plot_tradeoff(summary, g, folder / f"tradeoff_{_slug(g.name)}_{_slug(g.param)}.png", title) for g in groups
         ]
@@ -69,7 +69,7 @@ def plot_results(
                 "three eps_pur values)" + (f"; {'; '.join(why)}" if why else "")
             )
     if "trace" in wanted:
-        p = plot_trace(loaded.rows, folder / "loss_trace.png", title, cells=loaded.manifest.get("cells"))
+        p = plot_trace(loaded.rows, folder / "loss_trace.png", title, cells=[c.id for c in loaded.manifest.cells])
         if p:
             res.paths.append(p)
         else:

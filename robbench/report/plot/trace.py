@@ -1,44 +1,27 @@
-"""PNG figures of a results directory (matplotlib, Agg; ``pip install 'robbench[plot]'``).
-
-Kinds:
-
-* ``eps``: robust accuracy vs budget, one panel per norm, one colour per defense; clean accuracy at
-  eps = 0; with several attacks per defense, the per-sample worst case is the thick line and each
-  attack a thin dashed one; shaded: 95% Wilson CI.
-* ``tradeoff``: for each defense that appears with several settings of one parameter (PurSAMERE at
-  three eps_pur values, read from the manifest's suite), clean and robust accuracy over that
-  parameter, and robust vs clean accuracy as a curve (the papers' trade-off).
-* ``trace``: the attack's loss vs iteration (rows' ``loss_trace``, median over samples with the
-  inter-quartile band), one panel per threat. The runner records the loss per iteration, not the
-  accuracy, so only the loss is drawn.
-
-Every figure is written atomically (a complete PNG or none).
-"""
+"""Attack loss over steps, from the per-row traces a run stores."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from robbench.core.budget import threat_label
-from robbench.core.threat import NORMS, format_eps
+from robbench.core.budget import NORMS, format_eps, threat_label
 from robbench.report.plot.common import _colors, _mpl, _save
 
 
 # ---- loss traces ---------------------------------------------------------------------------------
 def plot_trace(
-    df: pd.DataFrame, path: Path, title: str, max_panels: int = 9, cells: list[dict[str, Any]] | None = None
+    df: pd.DataFrame, path: Path, title: str, max_panels: int = 9, cells: list[str] | None = None
 ) -> Path | None:
     """Median attack loss vs iteration (inter-quartile band), a panel per threat, a line per defense x attack."""
     Figure = _mpl()
     has = df[df["loss_trace"].map(lambda t: t is not None and len(t) > 0)]
     if has.empty:
         return None
-    order = {c["id"]: i for i, c in enumerate(cells or [])}
+    order = {c: i for i, c in enumerate(cells or [])}
     has = has.assign(_o=has["cell"].map(lambda c: order.get(c, 10**6))).sort_values(["_o", "sample_id"], kind="stable")
     norm_rank = {n: i for i, n in enumerate(NORMS)}
     threats = sorted(

@@ -1,37 +1,12 @@
-"""Executors: where a run's work units execute, how failures are retried, how results merge.
+"""The local worker pool (``--workers N``): processes forked by a fork server, fed one unit at a time.
 
-The runner plans *units* (one cell, a list of samples) whose seeds depend only on the suite seed,
-the cell and each sample id, so any split of the units over processes or cluster jobs gives the
-same rows as one process. Each unit writes one atomic parquet shard into the results directory;
-merging is reading that directory, and a rerun plans only the units whose rows are missing.
-
-Executors
-    ``local`` (default)
-        ``workers == 1``: the units run in this process. ``workers > 1``: a pool of worker
-        processes, each with ``threads`` torch threads (default: the CPU cores divided by the
-        workers), fed one unit at a time (dynamic load balancing). A worker that dies (segfault,
-        out of memory) is replaced and only its current unit is charged a failed attempt. The
-        workers start (and load the data) while the coordinator loads the models, and they also
-        compute the false-robustness checks of :mod:`robbench.run.checks`, one task per defense queued
-        ahead of the units, so neither adds to the run's serial part.
-    ``submitit``
-        Slurm through `submitit <https://github.com/facebookincubator/submitit>`_ (the extra
-        ``pip install 'robbench[submitit]'``): the units are grouped into ``shards`` jobs (a job
-        array), tracked until done, and the failed ones resubmitted. ``cluster="local"`` runs the
-        same jobs as local subprocesses (submitit's LocalExecutor: the tests use it), ``"debug"``
-        in this process; ``"auto"`` (default) is Slurm, refused where no Slurm is found. A job killed at its time limit or preempted is requeued by Slurm and
-        continues with the units it had not finished (the job skips units whose rows exist).
-
-Failures
-    A unit that raises is retried up to ``max_retries`` times (a :class:`RobbenchError`, a
-    deterministic problem such as a defense that ignores its seeds, is not retried). A unit that
-    still fails gets *failure rows*: one per sample, ``error`` = ``"unit failed after N attempts:
-    ..."``, never counted robust or clean-correct; the other units continue and the run ends with
-    status ``failed``. Failure rows live in shards named ``failed-*`` that a rerun deletes first,
-    so a rerun retries exactly those units.
-
-The coordinating process holds the results directory's lock for the whole run; workers write
-their shards (atomically) without taking it and never quarantine or delete anything.
+Each worker has ``threads`` torch threads (default: the CPU cores divided by the workers) and is fed
+one unit at a time (dynamic load balancing). A worker that dies (segfault, out of memory) is replaced
+and only its current unit is charged a failed attempt. The workers start (and load the data) while
+the coordinator loads the models, and they also compute the false-robustness checks of
+:mod:`robbench.run.checks`, one task per defense queued ahead of the units, so neither adds to the
+run's serial part. With several GPUs and ``--device auto`` or ``cuda``, worker ``i`` uses GPU
+``i % count``. Workers write their shards atomically and never quarantine or delete anything.
 """
 
 from __future__ import annotations
@@ -41,37 +16,28 @@ import os
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from robbench.run.backends.base import (
-    CheckResult,
-    CheckTask,
-    UnitKey,
-    UnitResult,
-    WorkerSpec,
-    _run_check_task,
-    _setup_failure,
-    run_unit_safely,
-    worker_executor,
-)
+import torch
+
+from robbench.run.backends.base import CheckResult, CheckTask, Progress, UnitKey, UnitResult, WorkerSpec, setup_failure
+from robbench.run.backends.worker import run_check_task, run_unit_safely, worker_runner
 from robbench.run.options import ExecutorError
-from robbench.run.progress import _Progress
+from robbench.run.unit import UnitRunner
 
-if TYPE_CHECKING:
-    from robbench.run.unit import Executor
+#: modules the fork server imports once, so that each worker it forks starts with them loaded
+FORKSERVER_PRELOAD = ["__main__", "robbench.run.backends.worker"]
 
 
 def _slot_device(spec: WorkerSpec, slot: int) -> str | None:
     """Worker ``slot``'s device: with several GPUs and device auto/cuda, GPU ``slot % count``."""
     if spec.device not in ("auto", "cuda"):
         return None
-    import torch
-
     n = torch.cuda.device_count() if torch.cuda.is_available() else 0
     return f"cuda:{slot % n}" if n > 1 else None
 
 
-def _pool_worker_main(
+def _worker_main(
     spec: WorkerSpec, conn: Any, slot: int = 0, env: dict[str, str] | None = None
 ) -> None:  # pragma: no cover - child process
     """A pool worker: build the plan and load the data at once (while the coordinator loads the
@@ -84,13 +50,13 @@ def _pool_worker_main(
     if env is not None:
         os.environ.clear()
         os.environ.update(env)
-    ex: Executor | None = None
+    runner: UnitRunner | None = None
     setup_error: BaseException | None = None
     try:
-        ex = worker_executor(spec, device=_slot_device(spec, slot))
-        _ = ex.data
-    except Exception as exc:
-        ex, setup_error = None, exc
+        runner = worker_runner(spec, device=_slot_device(spec, slot))
+        _ = runner.data
+    except Exception as exc:  # a worker that cannot build the plan cannot run any unit
+        runner, setup_error = None, exc
     while True:
         try:
             msg = conn.recv()
@@ -99,13 +65,12 @@ def _pool_worker_main(
         if msg is None:
             return
         if isinstance(msg, CheckTask):
-            conn.send(_run_check_task(ex, msg, setup_error))
-            continue
-        if ex is None:
+            conn.send(run_check_task(runner, msg, setup_error))
+        elif runner is None:
             assert setup_error is not None
-            conn.send(_setup_failure(msg, setup_error))
-            continue
-        conn.send(run_unit_safely(ex, msg, raise_fatal=False))
+            conn.send(setup_failure(msg, setup_error))
+        else:
+            conn.send(run_unit_safely(runner, msg, raise_fatal=False))
 
 
 @dataclass(eq=False)
@@ -116,30 +81,13 @@ class _Worker:
     slot: int = 0
 
 
-def _start_worker(ctx: Any, spec: WorkerSpec, slot: int) -> _Worker:
-    parent, child = ctx.Pipe()
-    proc = ctx.Process(
-        target=_pool_worker_main,
-        args=(spec, child, slot, dict(os.environ)),
-        daemon=True,
-        name=f"robbench-worker-{slot}",
-    )
-    proc.start()
-    child.close()
-    return _Worker(proc, parent, slot=slot)
-
-
-#: modules the fork server imports once, so that each worker it forks starts with them loaded
-FORKSERVER_PRELOAD = ["__main__", "robbench.run.unit"]
-
-
-def _mp_context() -> Any:
+def mp_context() -> Any:
     """The multiprocessing context of the pool: a fork server where the platform has one, else spawn.
 
     The fork server imports torch and the runner once; each worker is then a fork of it, without
     the ~2 s ``import torch`` a spawned worker pays (a 2-core machine pays it in wall time). The
     server never runs an op or touches CUDA, so forking it is safe. Workers take the coordinator's
-    current environment (see :func:`_pool_worker_main`), as spawned ones would.
+    current environment (see :func:`_worker_main`), as spawned ones would.
     """
     import multiprocessing
 
@@ -154,26 +102,22 @@ def prestart_workers() -> None:
     """Start the pool's fork server now, before torch is imported and the suite is planned here, so
     that its imports overlap the coordinator's (the CLI calls this for ``--workers N``). It returns
     at once; where there is no fork server it does nothing."""
-    ctx = _mp_context()
+    ctx = mp_context()
     if ctx.get_start_method() == "forkserver":
         from multiprocessing import forkserver
 
         forkserver.ensure_running()
 
 
-class ProcessPool:
-    """``workers`` processes (forked by a fork server, see :func:`_mp_context`) fed one unit at a
-    time; a dead worker is replaced.
-
-    With several GPUs and ``--device auto`` or ``cuda``, worker ``i`` uses GPU ``i % count``.
-    """
+class PoolBackend:
+    """``workers`` processes fed one unit (or check task) at a time; a dead worker is replaced."""
 
     name = "local-pool"
 
     def __init__(self, spec: WorkerSpec, workers: int) -> None:
         self.spec = spec
         self.n = workers
-        self.ctx = _mp_context()
+        self.ctx = mp_context()
         self.workers: list[_Worker] = []
         self.answered = 0  # results received from workers
         self.deaths = 0
@@ -183,8 +127,8 @@ class ProcessPool:
         self.check_records: dict[str, list[dict[str, Any]]] = {}
 
     def start(self, jobs: int) -> None:
-        """Spawn the workers for ``jobs`` queued items now (at most ``workers``): their start-up
-        (interpreter, ``import torch``, plan, data) then overlaps the coordinator's."""
+        """Start the workers for ``jobs`` queued items now (at most ``workers``): their start-up
+        (plan, data) then overlaps the coordinator's."""
         while len(self.workers) < min(self.n, jobs):
             self.workers.append(self._start(len(self.workers)))
 
@@ -194,17 +138,25 @@ class ProcessPool:
         self.check_tasks.extend(CheckTask(d) for d in displays)
 
     def _start(self, slot: int) -> _Worker:
-        return _start_worker(self.ctx, self.spec, slot)
+        parent, child = self.ctx.Pipe()
+        proc = self.ctx.Process(
+            target=_worker_main,
+            args=(self.spec, child, slot, dict(os.environ)),
+            daemon=True,
+            name=f"robbench-worker-{slot}",
+        )
+        proc.start()
+        child.close()
+        return _Worker(proc, parent, slot=slot)
 
-    def run_round(self, keys: Sequence[UnitKey], progress: _Progress) -> list[UnitResult]:
+    def run_round(self, keys: Sequence[UnitKey], progress: Progress) -> list[UnitResult]:
         from multiprocessing.connection import wait
 
         queue: deque[UnitKey | CheckTask] = deque([*self.check_tasks, *keys])
         self.check_tasks = []
         self.start(len(queue))
         results: dict[UnitKey, UnitResult] = {}
-        idle = list(self.workers)
-        busy: list[_Worker] = []
+        idle, busy = list(self.workers), []
         while queue or busy:
             while idle and queue:
                 w = idle.pop()
@@ -213,47 +165,57 @@ class ProcessPool:
                 busy.append(w)
             wait([w.conn for w in busy] + [w.proc.sentinel for w in busy])
             for w in list(busy):
-                res: UnitResult | CheckResult | None = None
-                if w.conn.poll():
-                    try:
-                        res = w.conn.recv()
-                    except (EOFError, OSError):
-                        res = None
-                if isinstance(res, CheckResult):
-                    self.check_records[res.display] = res.records
+                free = self._collect(w, results, progress)
+                if self.aborted:
+                    return [next(r for r in results.values() if r.fatal)]
+                if free is not None:
                     busy.remove(w)
-                    idle.append(w)
-                elif res is not None:
-                    self.answered += 1
-                    if res.fatal:  # no other unit can succeed: stop now (close() terminates the others)
-                        self.aborted = True
-                        return [res]
-                    results[res.key] = res
-                    progress.advance(len(res.key[1]))
-                    busy.remove(w)
-                    idle.append(w)
-                elif not w.proc.is_alive():
-                    assert w.key is not None
-                    self.deaths += 1
-                    if self.answered == 0 and self.deaths >= 2 * self.n:
-                        raise ExecutorError(
-                            f"{self.deaths} worker processes died before answering once (exit code {w.proc.exitcode})",
-                            hint="run with --workers 1 to see the error; from a script, start the run under "
-                            "`if __name__ == '__main__':` (every worker process imports the main module)",
-                        )
-                    died = f"worker process died (exit code {w.proc.exitcode})"
-                    if isinstance(w.key, CheckTask):
-                        from robbench.run.checks.records import not_computed
-
-                        self.check_records[w.key.display] = [not_computed(w.key.display, f"failed: {died}")]
-                    else:
-                        results[w.key] = UnitResult(w.key, error=died)
-                    busy.remove(w)
-                    w.conn.close()
-                    fresh = self._start(w.slot)
-                    self.workers[self.workers.index(w)] = fresh
-                    idle.append(fresh)
+                    idle.append(free)
         return [results[k] for k in keys]
+
+    def _collect(self, w: _Worker, results: dict[UnitKey, UnitResult], progress: Progress) -> _Worker | None:
+        """Take worker ``w``'s answer if it has one; returns the worker free for the next item (a fresh
+        one when ``w`` died), or None when it is still busy."""
+        res: UnitResult | CheckResult | None = None
+        if w.conn.poll():
+            try:
+                res = w.conn.recv()
+            except (EOFError, OSError):
+                res = None
+        if isinstance(res, CheckResult):
+            self.check_records[res.display] = res.records
+            return w
+        if res is not None:
+            self.answered += 1
+            results[res.key] = res
+            if res.fatal:  # no other unit can succeed: stop now (close() terminates the others)
+                self.aborted = True
+            progress.advance(len(res.key[1]))
+            return w
+        if w.proc.is_alive():
+            return None
+        return self._replace(w, results)
+
+    def _replace(self, w: _Worker, results: dict[UnitKey, UnitResult]) -> _Worker:
+        assert w.key is not None
+        self.deaths += 1
+        if self.answered == 0 and self.deaths >= 2 * self.n:
+            raise ExecutorError(
+                f"{self.deaths} worker processes died before answering once (exit code {w.proc.exitcode})",
+                hint="run with --workers 1 to see the error; from a script, start the run under "
+                "`if __name__ == '__main__':` (every worker process imports the main module)",
+            )
+        died = f"worker process died (exit code {w.proc.exitcode})"
+        if isinstance(w.key, CheckTask):
+            from robbench.run.checks.records import not_computed
+
+            self.check_records[w.key.display] = [not_computed(w.key.display, f"failed: {died}")]
+        else:
+            results[w.key] = UnitResult(w.key, error=died)
+        w.conn.close()
+        fresh = self._start(w.slot)
+        self.workers[self.workers.index(w)] = fresh
+        return fresh
 
     def close(self) -> None:
         for w in self.workers:

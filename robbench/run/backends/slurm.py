@@ -1,37 +1,10 @@
-"""Executors: where a run's work units execute, how failures are retried, how results merge.
+"""Slurm through submitit (``--executor submitit``, the ``submitit`` extra): units grouped into jobs.
 
-The runner plans *units* (one cell, a list of samples) whose seeds depend only on the suite seed,
-the cell and each sample id, so any split of the units over processes or cluster jobs gives the
-same rows as one process. Each unit writes one atomic parquet shard into the results directory;
-merging is reading that directory, and a rerun plans only the units whose rows are missing.
-
-Executors
-    ``local`` (default)
-        ``workers == 1``: the units run in this process. ``workers > 1``: a pool of worker
-        processes, each with ``threads`` torch threads (default: the CPU cores divided by the
-        workers), fed one unit at a time (dynamic load balancing). A worker that dies (segfault,
-        out of memory) is replaced and only its current unit is charged a failed attempt. The
-        workers start (and load the data) while the coordinator loads the models, and they also
-        compute the false-robustness checks of :mod:`robbench.run.checks`, one task per defense queued
-        ahead of the units, so neither adds to the run's serial part.
-    ``submitit``
-        Slurm through `submitit <https://github.com/facebookincubator/submitit>`_ (the extra
-        ``pip install 'robbench[submitit]'``): the units are grouped into ``shards`` jobs (a job
-        array), tracked until done, and the failed ones resubmitted. ``cluster="local"`` runs the
-        same jobs as local subprocesses (submitit's LocalExecutor: the tests use it), ``"debug"``
-        in this process; ``"auto"`` (default) is Slurm, refused where no Slurm is found. A job killed at its time limit or preempted is requeued by Slurm and
-        continues with the units it had not finished (the job skips units whose rows exist).
-
-Failures
-    A unit that raises is retried up to ``max_retries`` times (a :class:`RobbenchError`, a
-    deterministic problem such as a defense that ignores its seeds, is not retried). A unit that
-    still fails gets *failure rows*: one per sample, ``error`` = ``"unit failed after N attempts:
-    ..."``, never counted robust or clean-correct; the other units continue and the run ends with
-    status ``failed``. Failure rows live in shards named ``failed-*`` that a rerun deletes first,
-    so a rerun retries exactly those units.
-
-The coordinating process holds the results directory's lock for the whole run; workers write
-their shards (atomically) without taking it and never quarantine or delete anything.
+The units are grouped into ``shards`` jobs (a job array), tracked until done, and the failed ones
+resubmitted by the driver. ``cluster="local"`` runs the same jobs as local subprocesses (submitit's
+LocalExecutor: the tests use it), ``"debug"`` in this process; ``"auto"`` (default) is Slurm, refused
+where no Slurm is found. A job killed at its time limit or preempted is requeued by Slurm and continues
+with the units it had not finished (the job skips units whose rows exist).
 """
 
 from __future__ import annotations
@@ -39,16 +12,13 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from robbench.results.schema import FAILED_PREFIX
-from robbench.run.backends.base import UnitKey, UnitResult, WorkerSpec, _setup_failure, run_unit_safely, worker_executor
+from robbench.run.backends.base import Progress, UnitKey, UnitResult, WorkerSpec, setup_failure
+from robbench.run.backends.worker import run_unit_safely, worker_runner
 from robbench.run.options import DEFAULT_SHARDS, DEFAULT_TIMEOUT_MIN, ExecOptions, ExecutorError
-from robbench.run.progress import _Progress
-
-if TYPE_CHECKING:
-    from robbench.run.plan import Plan
-    from robbench.run.unit import Executor
+from robbench.run.unit import UnitRunner
 
 
 class UnitJob:
@@ -75,12 +45,12 @@ class UnitJob:
             pass
         mine = keys[rank::ntasks]
         try:
-            ex = worker_executor(spec, device=device)
+            ex = worker_runner(spec, device=device)
         except Exception as exc:
-            bad = _setup_failure(mine[0] if mine else ("", ()), exc)
+            bad = setup_failure(mine[0] if mine else ("", ()), exc)
             return [UnitResult(k, error=bad.error, retryable=False, fatal=True, hint=bad.hint) for k in mine]
         done = _stored_samples(ex, {k[0] for k in mine})
-        ids = _sample_ids(ex.plan)
+        ids = ex.plan.sample_ids
         out = []
         for key in mine:
             if all(ids[i] in done.get(key[0], ()) for i in key[1]):
@@ -95,11 +65,7 @@ class UnitJob:
         return DelayedSubmission(self, spec, keys)
 
 
-def _sample_ids(plan: Plan) -> list[str]:
-    return [f"{plan.dataset.name}/{plan.suite.data.split}/{p}" for p in plan.sample_positions]
-
-
-def _stored_samples(ex: Executor, cells: set[str]) -> dict[str, set[str]]:
+def _stored_samples(ex: UnitRunner, cells: set[str]) -> dict[str, set[str]]:
     """cell -> stored sample ids (read-only: a worker never quarantines; unreadable shards are ignored)."""
     import pyarrow.parquet as pq
 
@@ -138,12 +104,12 @@ def _split(keys: Sequence[UnitKey], n: int) -> list[list[UnitKey]]:
     return groups
 
 
-class Submitit:
+class SlurmBackend:
     """Groups units into jobs (a Slurm job array), polls them, reports per-unit results."""
 
     name = "submitit"
 
-    def __init__(self, spec: WorkerSpec, opts: ExecOptions, folder: Path, ex: Executor) -> None:
+    def __init__(self, spec: WorkerSpec, opts: ExecOptions, folder: Path, ex: UnitRunner) -> None:
         import submitit
 
         self.spec = spec
@@ -153,7 +119,7 @@ class Submitit:
         cluster = None if opts.cluster == "auto" else opts.cluster
         folder.mkdir(parents=True, exist_ok=True)
         try:
-            self.executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
+            self.submitter = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
         except RuntimeError as exc:
             raise ExecutorError(
                 f"submitit found no cluster to submit to ({exc})",
@@ -172,17 +138,17 @@ class Submitit:
             "slurm_account": opts.slurm_account,
         }
         try:
-            self.executor.update_parameters(**{k: v for k, v in params.items() if v is not None})
+            self.submitter.update_parameters(**{k: v for k, v in params.items() if v is not None})
         except (NameError, ValueError, AssertionError) as exc:
             raise ExecutorError(f"submitit rejected the job parameters: {exc}") from None
         self.job_ids: list[str] = []
 
-    def run_round(self, keys: Sequence[UnitKey], progress: _Progress) -> list[UnitResult]:
+    def run_round(self, keys: Sequence[UnitKey], progress: Progress) -> list[UnitResult]:
         groups = _split(keys, self.shards)
         job = UnitJob()
         try:
-            with self.executor.batch():
-                jobs = [self.executor.submit(job, self.spec, g) for g in groups]
+            with self.submitter.batch():
+                jobs = [self.submitter.submit(job, self.spec, g) for g in groups]
         except Exception as exc:
             raise ExecutorError(
                 f"submitting {len(groups)} jobs failed: {type(exc).__name__}: {exc}",
@@ -218,14 +184,14 @@ class Submitit:
         if crashed and len(crashed) == len(groups) and not any(r.error is None for r in results.values()):
             raise ExecutorError(
                 f"all {len(groups)} jobs failed and none finished a unit; first: {crashed[0]}",
-                hint=f"read the job logs in {self.executor.folder}; the environment of the jobs is probably broken",
+                hint=f"read the job logs in {self.submitter.folder}; the environment of the jobs is probably broken",
             )
         return [results[k] for k in keys]
 
     def _after_crash(self, group: list[UnitKey], msg: str) -> dict[UnitKey, UnitResult]:
         """Units of a crashed job: finished ones are fine; per task, the first unfinished one is charged."""
         done = _stored_samples(self.ex, {k[0] for k in group})
-        ids = _sample_ids(self.ex.plan)
+        ids = self.ex.plan.sample_ids
         out: dict[UnitKey, UnitResult] = {}
         for rank in range(self.tasks):
             charged = False

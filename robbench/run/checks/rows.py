@@ -1,51 +1,25 @@
-"""Checks that expose false robustness, run after a suite and recorded in ``manifest["checks"]``.
+"""Checks computed from the stored rows alone, one function per check.
 
-Each check yields records ``{"check", "status", "subject", "message", ...numbers}`` with status
-``flag`` (the evaluation is likely unreliable), ``ok``, or ``info``. ``robbench table`` lists the
-flags under the table. Compute checks use the first :data:`N_SAMPLES` evaluated samples and seeds
-derived from the suite seed; row checks read the stored rows.
-
-Compute checks (per defense):
-
-- ``randomness`` (AutoAttack's check): a defense declared deterministic that gives different logits
-  for the same input twice draws randomness outside the generator it is given (flag); a stochastic
-  defense that is not repeatable with its seeds rewound cannot be evaluated with ``det`` (flag); a
-  randomised defense evaluated with neither EoT nor ``det`` randomness (flag).
-- ``softmax-outputs`` (AutoAttack's check): outputs in [0, 1] summing to 1 are probabilities, not
-  logits; attack losses on them saturate (flag).
-- ``zero-gradients`` (AutoAttack's check, per gradient mode the suite uses on the defense): the share
-  of samples whose input gradient of the margin loss is exactly zero (flag when any), and the median
-  ratio of its norm to the classifier-alone gradient norm (flag below :data:`VANISHING_RATIO`: the
-  gradient vanishes through the purifier). The margin loss is used because cross-entropy gradients
-  underflow to exact zeros on confidently classified points even without a defense.
-- ``large-eps`` (Carlini et al. 2019, "On evaluating adversarial robustness", Sec. 5): at a budget
-  that contains the mid-grey image around every input (Linf 0.5, L2 0.5 sqrt(d), L1 0.5 d, see
-  :func:`large_eps`), an attack that works drives accuracy to at most the largest class share. If the
-  suite has a threat at least that large, its rows are used (worst case over attacks); otherwise a
-  20-step margin-loss PGD runs per gradient mode the suite uses. Flag when accuracy exceeds the
-  largest class share among those samples plus :data:`LARGE_EPS_SLACK`.
-
-Row checks:
-
-- ``black-box-beats-white-box`` (AutoAttack's Square check), per gradient mode (full, bpda, custom)
-  of the white-box attacks on the defense itself: samples broken by a gradient-free or transfer
-  attack that every attack of that mode attacked and left robust (flag when any).
-- ``full-vs-bpda``: per defense and threat where both are present, the best full-gradient accuracy
-  far above the best BPDA accuracy means the exact gradient is masked (flag); the converse means BPDA's
+- ``black-box-beats-white-box`` (AutoAttack's Square check), per gradient mode (full, bpda, custom) of
+  the white-box attacks on the defense itself: samples broken by a gradient-free or transfer attack
+  that every attack of that mode attacked and left robust (flag when any).
+- ``full-vs-bpda``: per defense and threat where both are present, the best full-gradient accuracy far
+  above the best BPDA accuracy means the exact gradient is masked (flag); the converse means BPDA's
   identity approximation misleads (flag). Threshold :data:`GAP`.
+- ``large-eps`` from rows: a suite threat at least as large as :func:`~.large_eps.large_eps` judged on
+  the worst case over the suite's attacks.
 - ``loss-not-converged``: per cell with loss traces of a known loss (cross-entropy or margin), each
   point still robust at the end has its loss slope over the last fifth of the steps extrapolated over
   as many steps again; if that passes a loss value at which the point is surely misclassified
   (:func:`trace_threshold`: margin 0, cross-entropy ln K), the attack stopped too early for it (flag
-  when any). A loss merely creeping up on points far from
-  the boundary (cross-entropy of confident points grows exponentially as the margin shrinks) is not
-  flagged: it would not change the accuracy.
+  when any). A loss merely creeping up on points far from the boundary is not flagged: it would not
+  change the accuracy.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -53,17 +27,13 @@ import pandas as pd
 from robbench.core import registry
 from robbench.core.threat import ThreatModel
 from robbench.results.scoring import scored
-from robbench.run.checks.large_eps import LARGE_EPS_SLACK, _large_eps_record, large_eps
-from robbench.run.checks.records import WHITE_BOX, _rec
-
-if TYPE_CHECKING:
-    pass
-
+from robbench.run.checks.large_eps import LARGE_EPS_SLACK, large_eps, large_eps_record
+from robbench.run.checks.records import WHITE_BOX, record
+from robbench.suite.model import AttackSpec, Suite
 
 GAP = 0.10
-
-
 LOSSES_WITH_THRESHOLD = ("ce", "margin")
+Record = dict[str, Any]
 
 
 def trace_threshold(loss: str, num_classes: int | None) -> float:
@@ -73,182 +43,187 @@ def trace_threshold(loss: str, num_classes: int | None) -> float:
     return math.log(num_classes) if num_classes and num_classes > 2 else math.log(2.0)
 
 
-# ---- row checks ------------------------------------------------------------------------------
-def _uses_gradients(name: str) -> bool:
+def uses_gradients(name: str) -> bool:
     try:
         return bool(registry.attacks.get(name).uses_gradients)
-    except Exception:
+    except Exception:  # an attack no longer installed: treat as white-box unknown
         return True
 
 
-def row_checks(
-    df: pd.DataFrame, manifest: dict[str, Any], dim: int | None = None, num_classes: int | None = None
-) -> list[dict[str, Any]]:
-    """Checks computed from stored rows only."""
-    scoring = manifest.get("suite", {}).get("evaluation", {}).get("scoring", "worst")
-    if df.empty:
+def attack_kind(spec: AttackSpec | None, gradient: str) -> str:
+    """black (gradient-free or transfer), white (gradients through the defense) or gray (classifier)."""
+    if spec is not None and (spec.surrogate is not None or not uses_gradients(spec.name)):
+        return "black"
+    return "white" if gradient in WHITE_BOX else "gray"
+
+
+def black_box_vs_white_box(g: pd.DataFrame, subject: str, norm: str, eps: float) -> list[Record]:
+    black = g[(g["kind"] == "black") & g["attacked"]]
+    if not len(black):
         return []
-    s = scored(df, scoring)
-    s = s[s["norm"] != "none"]
-    attacks = {a["id"]: a for a in manifest.get("suite", {}).get("attacks", [])}
-    out: list[dict[str, Any]] = []
-    if "broken_by" not in s:
-        s = s.assign(broken_by=None)
-    s = s.assign(attacked=s["broken_by"].isna() & s["error"].isna())
-
-    def kind(attack_id: str, gradient: str) -> str:
-        spec = attacks.get(attack_id, {})
-        if spec.get("surrogate") is not None or not _uses_gradients(spec.get("name", "")):
-            return "black"
-        return "white" if gradient in WHITE_BOX else "gray"
-
-    s = s.assign(kind=[kind(a, g) for a, g in zip(s["attack"], s["gradient"], strict=True)])
-    for (defense, norm, eps), g in s.groupby(["defense", "norm", "eps"], sort=False):
-        threat = ThreatModel(norm, float(eps))
-        subject = f"{defense} / {threat.label}"
-        # black-box beating white-box, per gradient mode of the white-box attacks
-        black = g[(g["kind"] == "black") & g["attacked"]]
-        broken_black = set(black.loc[black["robust"] == 0, "sample_id"])
-        for mode, white in g[(g["kind"] == "white") & g["attacked"]].groupby("gradient", sort=True):
-            if not len(black):
-                break
-            white_robust = white.groupby("sample_id")["robust"].min()
-            beaten = sorted(sid for sid in broken_black if white_robust.get(sid, 0) > 0)
-            nums = {
-                "samples": len(beaten),
-                "n": int(g["sample_id"].nunique()),
-                "gradient": mode,
-                "norm": norm,
-                "eps": float(eps),
-            }
-            if beaten:
-                by = sorted(set(black.loc[black["sample_id"].isin(beaten) & (black["robust"] == 0), "attack"]))
-                out.append(
-                    _rec(
-                        "black-box-beats-white-box",
-                        "flag",
-                        f"{subject} / gradient {mode}",
-                        f"{len(beaten)} sample(s) broken by {', '.join(by)} survived every {mode}-gradient attack: "
-                        "those gradients are masked or the attacks too weak",
-                        **nums,
-                    )
-                )
-            else:
-                out.append(
-                    _rec(
-                        "black-box-beats-white-box",
-                        "ok",
-                        f"{subject} / gradient {mode}",
-                        f"no sample broken by black-box attacks survived the {mode}-gradient attacks",
-                        **nums,
-                    )
-                )
-        # full vs BPDA
-        acc = g[g["kind"] == "white"].groupby(["attack", "gradient"])["robust"].mean()
-        full = [v for (a, gr), v in acc.items() if gr == "full"]
-        bpda = [v for (a, gr), v in acc.items() if gr == "bpda"]
-        if full and bpda:
-            af, ab = float(min(full)), float(min(bpda))
-            nums = {"full_accuracy": af, "bpda_accuracy": ab, "norm": norm, "eps": float(eps)}
-            if af - ab >= GAP:
-                out.append(
-                    _rec(
-                        "full-vs-bpda",
-                        "flag",
-                        subject,
-                        f"full-gradient accuracy {100 * af:.1f}% is far above BPDA's {100 * ab:.1f}%: "
-                        "the exact gradient through the purifier is masked",
-                        **nums,
-                    )
-                )
-            elif ab - af >= GAP:
-                out.append(
-                    _rec(
-                        "full-vs-bpda",
-                        "flag",
-                        subject,
-                        f"BPDA accuracy {100 * ab:.1f}% is far above full-gradient {100 * af:.1f}%: BPDA's identity "
-                        "approximation misleads the attack; report the full-gradient number",
-                        **nums,
-                    )
-                )
-            else:
-                out.append(
-                    _rec(
-                        "full-vs-bpda",
-                        "ok",
-                        subject,
-                        f"full-gradient {100 * af:.1f}% and BPDA {100 * ab:.1f}% agree within {100 * GAP:.0f} points",
-                        **nums,
-                    )
-                )
-        # large eps from rows
-        if dim is not None and float(eps) >= large_eps(norm, dim):
-            per_sample = g[g["error"].isna()].groupby("sample_id")["robust"].min()
-            labels = g.groupby("sample_id")["label"].first()
-            threshold = min(1.0, float(labels.value_counts().max()) / max(len(labels), 1) + LARGE_EPS_SLACK)
+    broken_black = set(black.loc[black["robust"] == 0, "sample_id"])
+    out = []
+    for mode, white in g[(g["kind"] == "white") & g["attacked"]].groupby("gradient", sort=True):
+        white_robust = white.groupby("sample_id")["robust"].min()
+        beaten = sorted(sid for sid in broken_black if white_robust.get(sid, 0) > 0)
+        nums = {"samples": len(beaten), "n": int(g["sample_id"].nunique()), "gradient": mode, "norm": norm, "eps": eps}
+        where = f"{subject} / gradient {mode}"
+        if beaten:
+            by = sorted(set(black.loc[black["sample_id"].isin(beaten) & (black["robust"] == 0), "attack"]))
             out.append(
-                _large_eps_record(
-                    str(defense),
-                    "worst case over the suite's attacks",
-                    threat,
-                    float(per_sample.mean()) if len(per_sample) else float("nan"),
-                    threshold,
-                    len(per_sample),
-                    "rows",
-                )
-            )
-    # loss curves: extrapolate each still-robust point's late slope over as many steps again
-    for _cell, g in s.groupby("cell", sort=False):
-        first = g.iloc[0]
-        spec = attacks.get(first["attack"], {})
-        params = spec.get("params") or {}
-        loss = params.get("loss", "ce" if first["attack_name"] == "pgd" else None)
-        if loss not in LOSSES_WITH_THRESHOLD:
-            continue  # a trace whose success threshold is unknown
-        traces = [
-            np.asarray(t, dtype=float)
-            for t, r in zip(g["loss_trace"], g["robust"], strict=True)
-            if t is not None and len(t) > 0 and r > 0
-        ]
-        if not traces:
-            continue
-        steps, restarts = params.get("steps"), params.get("restarts", 1)
-        length = min(len(t) for t in traces)
-        traces = [t[-length:] for t in traces]
-        if isinstance(steps, int) and isinstance(restarts, int) and restarts > 1 and length == steps * restarts:
-            traces = [t[-steps:] for t in traces]
-            length = steps
-        if length < 5:
-            continue
-        stack = np.stack(traces)
-        w = max(1, length // 5)
-        slope = (stack[:, -w:].mean(1) - stack[:, -2 * w : -w].mean(1)) / w
-        projected = stack[:, -1] + np.maximum(slope, 0) * length
-        threshold = trace_threshold(loss, num_classes)
-        rising = int(((slope > 0) & (projected >= threshold)).sum())
-        subject = f"{first['defense']} / {first['attack']} / {ThreatModel(first['norm'], float(first['eps'])).label}"
-        nums = {"rising": rising, "robust_rows": len(traces), "steps": length, "loss": loss}
-        if rising:
-            out.append(
-                _rec(
-                    "loss-not-converged",
+                record(
+                    "black-box-beats-white-box",
                     "flag",
-                    subject,
-                    f"{rising} of {len(traces)} still-robust point(s) have a {loss} loss still rising fast enough to "
-                    f"cross the misclassification threshold within {length} more steps: more steps would likely "
-                    "lower the accuracy",
+                    where,
+                    f"{len(beaten)} sample(s) broken by {', '.join(by)} survived every {mode}-gradient "
+                    "attack: those gradients are masked or the attacks too weak",
                     **nums,
                 )
             )
         else:
             out.append(
-                _rec(
-                    "loss-not-converged",
+                record(
+                    "black-box-beats-white-box",
                     "ok",
-                    subject,
-                    "no still-robust point's loss is on course to cross the misclassification threshold",
+                    where,
+                    f"no sample broken by black-box attacks survived the {mode}-gradient attacks",
                     **nums,
                 )
             )
+    return out
+
+
+def full_vs_bpda(g: pd.DataFrame, subject: str, norm: str, eps: float) -> list[Record]:
+    acc = g[g["kind"] == "white"].groupby(["attack", "gradient"])["robust"].mean()
+    full = [v for (_, gr), v in acc.items() if gr == "full"]
+    bpda = [v for (_, gr), v in acc.items() if gr == "bpda"]
+    if not (full and bpda):
+        return []
+    af, ab = float(min(full)), float(min(bpda))
+    nums = {"full_accuracy": af, "bpda_accuracy": ab, "norm": norm, "eps": eps}
+    if af - ab >= GAP:
+        return [
+            record(
+                "full-vs-bpda",
+                "flag",
+                subject,
+                f"full-gradient accuracy {100 * af:.1f}% is far above BPDA's "
+                f"{100 * ab:.1f}%: the exact gradient through the purifier is masked",
+                **nums,
+            )
+        ]
+    if ab - af >= GAP:
+        return [
+            record(
+                "full-vs-bpda",
+                "flag",
+                subject,
+                f"BPDA accuracy {100 * ab:.1f}% is far above full-gradient "
+                f"{100 * af:.1f}%: BPDA's identity approximation misleads the attack; report the full-gradient "
+                "number",
+                **nums,
+            )
+        ]
+    return [
+        record(
+            "full-vs-bpda",
+            "ok",
+            subject,
+            f"full-gradient {100 * af:.1f}% and BPDA {100 * ab:.1f}% agree within {100 * GAP:.0f} points",
+            **nums,
+        )
+    ]
+
+
+def large_eps_from_rows(g: pd.DataFrame, defense: str, threat: ThreatModel) -> list[Record]:
+    per_sample = g[g["error"].isna()].groupby("sample_id")["robust"].min()
+    labels = g.groupby("sample_id")["label"].first()
+    threshold = min(1.0, float(labels.value_counts().max()) / max(len(labels), 1) + LARGE_EPS_SLACK)
+    acc = float(per_sample.mean()) if len(per_sample) else float("nan")
+    return [
+        large_eps_record(
+            defense, "worst case over the suite's attacks", threat, acc, threshold, len(per_sample), "rows"
+        )
+    ]
+
+
+def _robust_traces(g: pd.DataFrame, spec: AttackSpec | None) -> np.ndarray | None:
+    """The loss traces of the cell's still-robust points over one restart (None when too short)."""
+    traces = [
+        np.asarray(t, dtype=float)
+        for t, r in zip(g["loss_trace"], g["robust"], strict=True)
+        if t is not None and len(t) > 0 and r > 0
+    ]
+    if not traces:
+        return None
+    params = spec.params if spec is not None else {}
+    steps, restarts = params.get("steps"), params.get("restarts", 1)
+    length = min(len(t) for t in traces)
+    traces = [t[-length:] for t in traces]
+    if isinstance(steps, int) and isinstance(restarts, int) and restarts > 1 and length == steps * restarts:
+        traces, length = [t[-steps:] for t in traces], steps
+    return np.stack(traces) if length >= 5 else None
+
+
+def loss_not_converged(g: pd.DataFrame, spec: AttackSpec | None, num_classes: int | None) -> list[Record]:
+    first = g.iloc[0]
+    params = spec.params if spec is not None else {}
+    loss = params.get("loss", "ce" if first["attack_name"] == "pgd" else None)
+    if loss not in LOSSES_WITH_THRESHOLD:
+        return []  # a trace whose success threshold is unknown
+    stack = _robust_traces(g, spec)
+    if stack is None:
+        return []
+    length = stack.shape[1]
+    w = max(1, length // 5)
+    slope = (stack[:, -w:].mean(1) - stack[:, -2 * w : -w].mean(1)) / w
+    projected = stack[:, -1] + np.maximum(slope, 0) * length
+    rising = int(((slope > 0) & (projected >= trace_threshold(loss, num_classes))).sum())
+    subject = f"{first['defense']} / {first['attack']} / {ThreatModel(first['norm'], float(first['eps'])).label}"
+    nums = {"rising": rising, "robust_rows": len(stack), "steps": length, "loss": loss}
+    if rising:
+        return [
+            record(
+                "loss-not-converged",
+                "flag",
+                subject,
+                f"{rising} of {len(stack)} still-robust point(s) have a {loss} loss still rising fast enough "
+                f"to cross the misclassification threshold within {length} more steps: more steps would "
+                "likely lower the accuracy",
+                **nums,
+            )
+        ]
+    return [
+        record(
+            "loss-not-converged",
+            "ok",
+            subject,
+            "no still-robust point's loss is on course to cross the misclassification threshold",
+            **nums,
+        )
+    ]
+
+
+def row_checks(df: pd.DataFrame, suite: Suite, dim: int | None = None, num_classes: int | None = None) -> list[Record]:
+    """Every row check, per defense x threat, then per cell."""
+    if df.empty:
+        return []
+    s = scored(df, suite.evaluation.scoring)
+    s = s[s["norm"] != "none"]
+    attacks = {a.id: a for a in suite.attacks}
+    broken_by = s["broken_by"] if "broken_by" in s else pd.Series(None, index=s.index)
+    s = s.assign(
+        attacked=broken_by.isna() & s["error"].isna(),
+        kind=[attack_kind(attacks.get(a), gr) for a, gr in zip(s["attack"], s["gradient"], strict=True)],
+    )
+    out: list[Record] = []
+    for (defense, norm, eps), g in s.groupby(["defense", "norm", "eps"], sort=False):
+        threat = ThreatModel(norm, float(eps))
+        subject = f"{defense} / {threat.label}"
+        out += black_box_vs_white_box(g, subject, str(norm), float(eps))
+        out += full_vs_bpda(g, subject, str(norm), float(eps))
+        if dim is not None and float(eps) >= large_eps(str(norm), dim):
+            out += large_eps_from_rows(g, str(defense), threat)
+    for _, g in s.groupby("cell", sort=False):
+        out += loss_not_converged(g, attacks.get(str(g.iloc[0]["attack"])), num_classes)
     return out
