@@ -1,5 +1,4 @@
-"""``robbench ls`` and ``robbench doctor``: what is registered, and what this installation lacks.
-"""
+"""``robbench ls`` and ``robbench doctor``: what is registered, and what this installation lacks."""
 
 from __future__ import annotations
 

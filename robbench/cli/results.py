@@ -1,5 +1,4 @@
-"""``robbench table``, ``compare`` and ``plot``: readers of a results directory.
-"""
+"""``robbench table``, ``compare`` and ``plot``: readers of a results directory."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""``robbench zoo ...``: train, list, verify and check the model zoo's checkpoints.
-"""
+"""``robbench zoo ...``: train, list, verify and check the model zoo's checkpoints."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Choosing the torch device of a run (``--device auto|cpu|cuda|mps``).
-"""
+"""Choosing the torch device of a run (``--device auto|cpu|cuda|mps``)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Reading a suite: strict YAML to pydantic models, with errors that name the line.
-"""
+"""Reading a suite: strict YAML to pydantic models, with errors that name the line."""
 
 from __future__ import annotations
 

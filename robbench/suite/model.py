@@ -1,5 +1,4 @@
-"""The suite's pydantic models (unknown keys rejected): data, threats, defenses, attacks, evaluation.
-"""
+"""The suite's pydantic models (unknown keys rejected): data, threats, defenses, attacks, evaluation."""
 
 from __future__ import annotations
 
