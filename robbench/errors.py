@@ -55,9 +55,3 @@ class DeviceError(RobbenchError):
     """A device was requested that this machine does not have."""
 
     fatal = True  # shared by every unit of a run: stop at once with this message (exit 2)
-
-
-class AttackContainmentError(RobbenchError):
-    """An attack returned an image outside its threat ball or outside [0, 1]: a bug in the attack."""
-
-    exit_code = 3

@@ -124,7 +124,7 @@ def test_autoattack_sample_batching_rows_do_not_depend_on_batch_size(write_suite
             {"id": "AA", "name": "autoattack", "params": params, "randomness": "det"},
             {"id": "square", "name": "square", "params": {"n_queries": 40}},
         ],
-        evaluation={"batch_size": 10, "draws": 2},
+        evaluation={"batch_size": 10, "draws": 2, "overrides": ["few-draws"]},
     )
     path = write_suite(suite)
     run(path, out=tmp_path / "a", quiet=True, checks=False, threads=1)

@@ -30,7 +30,7 @@ def _suite(name: str = "s", **over: Any) -> dict[str, Any]:
         "threats": [{"norm": "linf", "eps": 0.1}, {"norm": "l2", "eps": 0.5}],
         "defenses": [{"name": "none"}, {"name": "random_noise", "id": "noise"}],
         "attacks": [{"id": "clean", "name": "clean"}, {"id": "PGD", "name": "pgd"}],
-        "evaluation": {"draws": 2, "scoring": "worst"},
+        "evaluation": {"draws": 2, "overrides": ["few-draws"], "scoring": "worst"},
     }
     suite.update(over)
     return suite
@@ -158,7 +158,7 @@ def test_ci_gate_fails_on_a_weakened_defense_and_passes_an_identical_rerun(tmp_p
                 {"id": "clean", "name": "clean"},
                 {"id": "BPDA3", "name": "pgd", "params": {"steps": 3}, "gradient": "bpda", "defenses": ["noise"]},
             ],
-            evaluation={"batch_size": 20, "draws": 2},
+            evaluation={"batch_size": 20, "draws": 2, "overrides": ["few-draws"]},
         )
 
     paths = {}

@@ -362,7 +362,7 @@ def test_runner_rows_repeatable_batch_free_and_costed(write_suite: Any, tmp_path
             {"id": "clean", "name": "clean"},
             {"id": "gPGD3", "name": "pgd", "params": {"steps": 3}, "gradient": "classifier"},
         ],
-        evaluation={"batch_size": 4, "draws": 2},
+        evaluation={"batch_size": 4, "draws": 2, "overrides": ["few-draws"]},
     )
     path = write_suite(suite)
     for out, bs in (("a", None), ("b", None), ("c", 3)):  # twice the same, then another batch size

@@ -53,7 +53,7 @@ def _suite() -> dict:  # type: ignore[type-arg]
         defenses=defenses,
         attacks=attacks,
         data={"dataset": "digits", "n_samples": 32},
-        evaluation={"batch_size": 16, "draws": 2},
+        evaluation={"batch_size": 16, "draws": 2, "overrides": ["few-draws"]},
     )
 
 

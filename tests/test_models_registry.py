@@ -26,8 +26,8 @@ def _build(arch: str, seed: int = 0) -> tuple[nn.Module, dict[str, Any]]:
 
 
 def _input(model: nn.Module, config: dict[str, Any], b: int = 3) -> torch.Tensor:
-    c = int(config.get("in_channels", getattr(model, "in_channels", 3)))
-    return torch.rand(b, c, 8, 8, generator=generator(1))
+    shape = type(model).example_input_shape  # declared by every architecture (see tests/test_contracts.py)
+    return torch.rand(b, *shape, generator=generator(1))
 
 
 def _call(model: nn.Module, x: torch.Tensor) -> torch.Tensor:

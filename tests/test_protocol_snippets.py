@@ -71,7 +71,7 @@ def test_every_protocol_runs_on_digits(write_suite, tmp_path: Path, zoo_dir) -> 
             {"name": "random_noise", "id": "purifier", "params": {"sigma": 0.1}},
         ],
         attacks=[_quick(a) for a in doc["attacks"]],
-        evaluation={"batch_size": 3, "draws": 2},
+        evaluation={"batch_size": 3, "draws": 2, "overrides": ["few-draws"]},
     )
     out = tmp_path / "res"
     report = run(write_suite(suite), out=out, quiet=True, checks=False, threads=1)

@@ -85,7 +85,7 @@ def test_randomised_defense_robust_to_single_draw_loses_to_eot(write_suite, tmp_
             {"id": "PGD10", "name": "pgd", "params": {"steps": 10}},
             {"id": "PGD10-EoT16", "name": "pgd", "params": {"steps": 10}, "eot": 16},
         ],
-        evaluation={"batch_size": 48, "draws": 4, "scoring": "single"},
+        evaluation={"batch_size": 48, "draws": 4, "scoring": "single", "overrides": ["scoring"]},
     )
     out = tmp_path / "res"
     assert not run(write_suite(suite), out=out, quiet=True, threads=1).failures

@@ -79,3 +79,45 @@ def test_two_packages_claiming_one_name(tmp_path: Path) -> None:
     res = _robbench(["ls", "defenses"], tmp_path / "site", tmp_path)
     assert res.returncode == 2
     assert "robbench-conflict" in res.stderr and "robbench" in res.stderr and "'none'" in res.stderr
+
+
+def test_contract_tests_cover_an_installed_plugin_without_edits(plugin_path: Path, tmp_path: Path) -> None:
+    """The registry-parametrised contract tests pick up the plugin's defense, model and data set."""
+    env = dict(os.environ, PYTHONPATH=f"{plugin_path}{os.pathsep}{Path(__file__).parents[1]}", OMP_NUM_THREADS="1")
+    wanted = ["test_blur", "test_gauss", "test_lenet", "test_stripes"]
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-rA",
+            str(Path(__file__).parent / "test_contracts.py"),
+            "-k",
+            " or ".join(wanted),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).parents[1],
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    for test in (
+        "test_defense_contract[test_blur]",
+        "test_defense_contract[test_gauss]",
+        "test_model_declares_an_input_shape_that_it_accepts[test_lenet]",  # 28x28 only: declared
+        "test_dataset_contract[test_stripes]",
+    ):
+        assert f"PASSED tests/test_contracts.py::{test}" in out.stdout, test
+
+
+def test_registry_refuses_an_entry_that_is_not_a_subclass_of_its_kind(tmp_path: Path) -> None:
+    target = install_plugin("robbench_faulty", tmp_path / "faulty")
+    code = "from robbench.core import registry; registry.defenses.get('test_not_a_defense')"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(target))
+    )
+    assert out.returncode != 0
+    assert "is not a subclass of robbench.defenses.base.Defense" in out.stderr and "robbench-faulty" in out.stderr

@@ -38,7 +38,7 @@ STOCHASTIC = base_suite(
         {"id": "PGD-EoT", "name": "pgd", "params": {"steps": 4}, "eot": 2},
         {"id": "PGD-det", "name": "pgd", "params": {"steps": 4}, "randomness": "det"},
     ],
-    evaluation={"batch_size": 5, "draws": 3},
+    evaluation={"batch_size": 5, "draws": 3, "overrides": ["few-draws"]},
 )
 
 

@@ -422,7 +422,7 @@ def test_runner_rows_do_not_depend_on_batch_size(write_suite, tmp_path: Path, zo
             {"id": "gPGD3", "name": "pgd", "params": {"steps": 3}, "gradient": "classifier"},
             {"id": "BPDA2-det", "name": "pgd", "params": {"steps": 2}, "gradient": "bpda", "randomness": "det"},
         ],
-        evaluation={"batch_size": 6, "draws": 2},
+        evaluation={"batch_size": 6, "draws": 2, "overrides": ["few-draws"]},
     )
     path = write_suite(suite)
     run(path, out=tmp_path / "a", quiet=True)

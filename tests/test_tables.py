@@ -48,7 +48,7 @@ def paper_suite(**over: Any) -> dict[str, Any]:
             {"id": "gPGD", "name": "pgd", "gradient": "classifier", "norms": ["linf"]},
             {"id": "BPDA-det", "name": "pgd", "gradient": "bpda", "randomness": "det"},
         ],
-        "evaluation": {"draws": 3, "scoring": "worst"},
+        "evaluation": {"draws": 3, "overrides": ["few-draws"], "scoring": "worst"},
         "reported": [
             {"defense": "pur-8", "attack": "clean", "accuracy": 91.0, "source": SRC1},
             {
@@ -172,10 +172,10 @@ def test_stochastic_scoring_modes_are_applied_and_labelled(paper: Path) -> None:
         assert (
             line.scoring
             == {
-                "worst": "worst of 3 draws",
-                "single": "first of 3 draws",
-                "majority": "majority of 3 draws",
-                "mean": "mean of 3 draws",
+                "worst": "worst of 3 draws (override)",
+                "single": "first of 3 draws (override)",
+                "majority": "majority of 3 draws (override)",
+                "mean": "mean of 3 draws (override)",
             }[scoring]
         )
     s = summarize(loaded.rows, loaded.manifest)
@@ -223,7 +223,7 @@ def test_pivot_rows_columns_cells_and_sources(paper: Path) -> None:
     assert p.sources == ["Paper A, Table 1", "Paper A, Table 2", "Paper B (quoted)"]
     assert p.source_ref(cellp.source) == 2
     adp = p.rows[2]
-    assert adp.n_label == f"n={N}" and adp.scoring_label == "worst of 3 draws, det-seed"
+    assert adp.n_label == f"n={N}" and adp.scoring_label == "worst of 3 draws (override), det-seed"
     only = p.rows[3]
     assert only.reported_only and not only.cells["BPDA-det L2 0.5"].measured and only.scoring_label == "reported only"
     from robbench.api import pivot

@@ -144,8 +144,8 @@ def run(
         prestart_workers()  # the workers' fork server imports torch while this process plans
     from robbench import api
 
-    names = ("executor", "workers", "shards", "cluster", "slurm_partition", "slurm_account", "gpus_per_job")
-    names += ("cpus_per_job", "mem_gb", "timeout_min", "max_retries", "channels_last")
+    names = ["executor", "workers", "shards", "cluster", "slurm_partition", "slurm_account", "gpus_per_job"]
+    names += ["cpus_per_job", "mem_gb", "timeout_min", "max_retries", "channels_last"]
     given = locals()
     execution = {k: given[k] for k in names if given[k] is not None} | {"compile": compile_models}
     try:

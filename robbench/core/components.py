@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -13,6 +15,10 @@ if TYPE_CHECKING:  # torch only in annotations: `robbench validate` checks a sui
     import torch
 
     from robbench.data.base import Dataset
+
+
+#: where the default model loader lives (resolved by name: the zoo sits above core, see docs/architecture.md)
+ZOO_LOADER = ("robbench.zoo", "load_model")
 
 
 class Params(BaseModel):
@@ -57,15 +63,22 @@ class BuildContext:
     zoo_dir: str | None = None
     cache: dict[str, Any] = field(default_factory=dict)
 
+    #: loads a model reference: ``loader(ref, zoo_dir=, device=, train_missing=)``; None: the zoo's
+    #: ``load_model``, looked up by name when first needed (core does not import the zoo)
+    loader: Callable[..., torch.nn.Module] | None = None
+
     def model(self, ref: Any, *, train_missing: bool = True) -> torch.nn.Module:
         """Load a model named in a suite (zoo name or checkpoint reference), cached per context."""
-        from robbench.zoo import load_model
-
         key = repr(ref)
         if key not in self.cache:
-            self.cache[key] = load_model(ref, zoo_dir=self.zoo_dir, device=self.device, train_missing=train_missing)
+            load = self.loader or getattr(importlib.import_module(ZOO_LOADER[0]), ZOO_LOADER[1])
+            self.cache[key] = load(ref, zoo_dir=self.zoo_dir, device=self.device, train_missing=train_missing)
         model: torch.nn.Module = self.cache[key]
         return model
+
+
+#: ``Params`` under a name that the ``Params`` class attribute of :class:`Component` does not shadow
+ParamsModel = Params
 
 
 class Component:
@@ -79,6 +92,6 @@ class Component:
     runtime_params: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
-    def check_params(cls, params: Params, ctx: BuildContext | None) -> None:
+    def check_params(cls, params: ParamsModel, ctx: BuildContext | None) -> None:
         """Cross-field checks that need the data set or other models; raise :class:`SuiteError`."""
         return None

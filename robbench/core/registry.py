@@ -21,6 +21,22 @@ from robbench.errors import RegistryError
 T = TypeVar("T")
 
 
+#: the class every entry of a kind must subclass, as "module:attr" (imported only when an entry loads)
+BASES: dict[str, str] = {
+    "defenses": "robbench.defenses.base:Defense",
+    "attacks": "robbench.attacks.base:Attack",
+    "models": "torch.nn:Module",
+    "datasets": "robbench.data.base:Dataset",
+}
+
+
+def base_class(kind: str) -> type:
+    """The base class of a component kind (imports it)."""
+    module, _, attr = BASES[kind].partition(":")
+    cls: type = getattr(importlib.import_module(module), attr)
+    return cls
+
+
 KINDS: dict[str, str] = {
     "defenses": "robbench.defenses",
     "attacks": "robbench.attacks",
@@ -119,7 +135,18 @@ class Registry(Generic[T]):
                     hint=f"run `robbench ls {self.kind}` for the known names",
                 )
             member: T = resolve(entry.member)
-            return member
+            return self._checked(name, entry, member)
+        return self._checked(name, entry, obj)
+
+    def _checked(self, name: str, entry: Entry, obj: T) -> T:
+        """``obj`` if it subclasses the kind's base; a :class:`RegistryError` naming the package otherwise."""
+        base = base_class(self.kind)
+        if not (isinstance(obj, type) and issubclass(obj, base)):
+            raise RegistryError(
+                f"{self.kind[:-1]} {name!r} ({entry.value}, package {entry.dist}) is not a subclass of "
+                f"{base.__module__}.{base.__qualname__}",
+                hint=f"make {entry.attr} subclass {base.__qualname__}, or uninstall {entry.dist}",
+            )
         return obj
 
     def describe(self, name: str) -> str:

@@ -18,6 +18,10 @@ from robbench.report.summary import is_missing
 from robbench.results.manifest import Manifest
 from robbench.suite.reported import WORST
 
+#: the pivot's mark on a cell that is only an upper bound, and its note
+UB_MARK = "ub"
+UB_NOTE = "ub: upper bound only (gray-box or transfer attacks, the defense itself not attacked), not a robust accuracy"
+
 
 @dataclass(frozen=True)
 class Column:
@@ -51,6 +55,13 @@ class PivotCell:
     reported_in_ci: bool | None = None
     reported_n: int | None = None
     source: str = ""
+    #: adaptive | upper bound (...) | clean | "" (see :func:`robbench.report.summary.evaluation_label`)
+    evaluation: str = ""
+
+    @property
+    def upper_bound(self) -> bool:
+        """True when no attack behind this number attacked the defense itself."""
+        return self.evaluation.startswith("upper bound")
 
     @property
     def measured(self) -> bool:
@@ -69,6 +80,7 @@ class PivotCell:
             "ci_low": clean(self.ci_low),
             "ci_high": clean(self.ci_high),
             "n": self.n,
+            "evaluation": self.evaluation,
             "scoring": self.scoring,
             "reported": clean(self.reported),
             "diff": clean(self.diff),
@@ -165,11 +177,15 @@ def build_pivot(
             reported=float(r["reported"]) if not is_missing(r.get("reported")) else float("nan"),
             diff=float(r["diff"]) if not is_missing(r.get("diff")) else float("nan"),
             reported_in_ci=None if is_missing(r.get("reported_in_ci")) else bool(r["reported_in_ci"]),
-            reported_n=None if is_missing(rep_n) else int(rep_n),
+            reported_n=None if rep_n is None or is_missing(rep_n) else int(rep_n),
             source=src or "",
+            evaluation=str(r.get("evaluation") or ""),
         )
     ordered = sorted(
         columns.values(),
         key=lambda c: (c.attack == WORST, attack_order.get(c.attack, 10**6), norm_order.get(c.norm, 9), c.eps),
     )
-    return Pivot(ordered, list(rows.values()), sources, title=title)
+    pivot = Pivot(ordered, list(rows.values()), sources, title=title)
+    if any(c.upper_bound for r in pivot.rows for c in r.cells.values()):
+        pivot.notes.append(UB_NOTE)
+    return pivot

@@ -15,11 +15,12 @@ import numpy as np
 import pandas as pd
 
 from robbench.core.budget import eps_key, format_eps
+from robbench.report.formats.labels import OVERRIDE
 from robbench.report.reported import ReportedKey, attach_reported, reported_lookup
 from robbench.report.stats import wilson
 from robbench.results.manifest import Manifest
 from robbench.results.scoring import scored, scoring_label
-from robbench.suite.model import Reported
+from robbench.suite.model import MIN_HONEST_DRAWS, Reported
 from robbench.suite.reported import WORST
 
 SUMMARY_COLUMNS = [
@@ -34,6 +35,7 @@ SUMMARY_COLUMNS = [
     "ci_high",
     "clean_accuracy",
     "scoring",
+    "evaluation",
     "draws",
     "gradient",
     "randomness",
@@ -70,6 +72,7 @@ def _blank(defense: str, attack: str, norm: str, eps: float) -> dict[str, Any]:
         "ci_high": _NAN,
         "clean_accuracy": _NAN,
         "scoring": "",
+        "evaluation": "",
         "draws": 0,
         "gradient": "",
         "randomness": "",
@@ -85,7 +88,34 @@ def _measured(line: dict[str, Any], k: float, n: int) -> dict[str, Any]:
     return {**line, "n": n, "accuracy": k / n if n else _NAN, "ci_low": lo, "ci_high": hi}
 
 
-def _cell_lines(s: pd.DataFrame, scoring: str, order: dict[str, int]) -> Iterator[dict[str, Any]]:
+#: the worst case over a defense's attacks when at least one of them is adaptive: its robust accuracy
+ADAPTIVE = "adaptive"
+#: an accuracy that only bounds robustness from above: no attack behind it attacked the defense itself
+UPPER_BOUND = "upper bound"
+
+
+def evaluation_label(kind: str) -> str:
+    """``adaptive``, ``upper bound (gray-box)``, ``upper bound (transfer)`` or ``clean``."""
+    return kind if kind in (ADAPTIVE, "clean") else f"{UPPER_BOUND} ({kind})"
+
+
+def _kinds(manifest: Manifest) -> dict[str, str]:
+    """attack id -> adaptive | gray-box | transfer (an attack missing from the suite counts as adaptive)."""
+    return {a.id: a.evaluation for a in manifest.suite.attacks}
+
+
+def _scoring(first: pd.Series, scoring: str) -> str:
+    """The cell's scoring label, marked when only an override allows it (too few draws, a soft headline)."""
+    stochastic, randomness, draws = bool(first["stochastic"]), str(first["randomness"]), int(first["draws"])
+    label = scoring_label(stochastic, randomness, draws, scoring)
+    if stochastic and randomness == "fresh" and (draws < MIN_HONEST_DRAWS or (draws > 1 and scoring != "worst")):
+        label += OVERRIDE
+    return label
+
+
+def _cell_lines(
+    s: pd.DataFrame, scoring: str, order: dict[str, int], kinds: dict[str, str]
+) -> Iterator[dict[str, Any]]:
     for cell, g in s.groupby("cell", sort=False):
         first = g.iloc[0]
         norm = str(first["norm"])
@@ -96,7 +126,8 @@ def _cell_lines(s: pd.DataFrame, scoring: str, order: dict[str, int]) -> Iterato
         )
         line.update(
             clean_accuracy=float(g["clean"].mean()),
-            scoring=scoring_label(bool(first["stochastic"]), str(first["randomness"]), int(first["draws"]), scoring),
+            scoring=_scoring(first, scoring),
+            evaluation="clean" if norm == "none" else evaluation_label(kinds.get(str(first["attack"]), ADAPTIVE)),
             draws=int(first["draws"]),
             gradient=first["gradient"],
             randomness=first["randomness"],
@@ -109,8 +140,12 @@ def _cell_lines(s: pd.DataFrame, scoring: str, order: dict[str, int]) -> Iterato
         yield line
 
 
-def _worst_case_lines(s: pd.DataFrame, last: int) -> Iterator[dict[str, Any]]:
-    """Per defense x threat: robust only if a sample survives every attack (samples every attack ran on)."""
+def _worst_case_lines(s: pd.DataFrame, last: int, kinds: dict[str, str]) -> Iterator[dict[str, Any]]:
+    """Per defense x threat: robust only if a sample survives every attack (samples every attack ran on).
+
+    Every attack counts, upper-bound ones too (a point a gray-box attack breaks is broken); the line is
+    the defense's *adaptive* robust accuracy when at least one of the attacks is adaptive, else it is
+    labelled an upper bound."""
     attacked = s[s["norm"] != "none"]
     for (defense, norm, eps), g in attacked.groupby(["defense", "norm", "eps"], sort=False):
         attacks = list(dict.fromkeys(g["attack"]))
@@ -119,10 +154,11 @@ def _worst_case_lines(s: pd.DataFrame, last: int) -> Iterator[dict[str, Any]]:
         wide = g.pivot_table(index="sample_id", columns="attack", values="robust", aggfunc="min").dropna()
         clean = g.pivot_table(index="sample_id", columns="attack", values="clean", aggfunc="min")
         n = len(wide)
-        line = _measured(_blank(str(defense), WORST, str(norm), float(eps)), float(wide.min(axis=1).sum()), n)
+        line = _measured(_blank(str(defense), WORST, str(norm), float(eps)), float(wide.min(axis=1).sum()), n)  # type: ignore[arg-type]
         line.update(
             clean_accuracy=float(clean.loc[wide.index].min(axis=1).mean()) if n else _NAN,
             scoring=f"min over {len(attacks)} attacks",
+            evaluation=ADAPTIVE if any(kinds.get(str(a), ADAPTIVE) == ADAPTIVE for a in attacks) else UPPER_BOUND,
             draws=int(g["draws"].max()),
             errors=int(g["error"].notna().sum()),
             _order=last,
@@ -194,9 +230,10 @@ def summarize(
     entries = list(manifest.suite.reported)
     reported = reported_lookup(entries)
     order = {c.id: i for i, c in enumerate(manifest.cells)}
-    lines = list(_cell_lines(s, scoring, order))
+    kinds = _kinds(manifest)
+    lines = list(_cell_lines(s, scoring, order, kinds))
     if worst_case:
-        lines += list(_worst_case_lines(s, max(order.values(), default=0) + 1))
+        lines += list(_worst_case_lines(s, max(order.values(), default=0) + 1, kinds))
     used = set()
     for line in lines:
         key = _line_key(line)

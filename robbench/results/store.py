@@ -150,7 +150,8 @@ class ResultsDir:
         if not frames:
             return pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
         df = pd.concat(frames, ignore_index=True)
-        return df.drop_duplicates(subset=["cell", "sample_id"], keep="first").reset_index(drop=True)
+        out: pd.DataFrame = df.drop_duplicates(subset=["cell", "sample_id"], keep="first").reset_index(drop=True)
+        return out
 
     def done_keys(self) -> dict[str, set[str]]:
         """cell -> sample ids already stored (after quarantining torn shards)."""

@@ -79,14 +79,14 @@ def autocast_module(module: nn.Module, precision: str) -> bool:
         raise ValueError(f"unknown precision {precision!r}; use one of {PRECISIONS}")
     if isinstance(module.__dict__.get("forward"), _AutocastForward):
         return True
-    module.forward = _AutocastForward(module.forward, _DTYPES[precision])  # type: ignore[method-assign]
+    module.forward = _AutocastForward(module.forward, _DTYPES[precision])
     return True
 
 
 def prepare_model(model: nn.Module, *, compile: bool = False, channels_last: bool = False) -> nn.Module:
     """Apply channels-last and/or torch.compile to ``model`` in place (idempotent); returns it."""
     if channels_last and not getattr(model, "_robbench_channels_last", False):
-        model.to(memory_format=torch.channels_last)
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         model._robbench_channels_last = True  # type: ignore[assignment]
     if compile and getattr(model, "_compiled_call_impl", None) is None:
         model.compile()

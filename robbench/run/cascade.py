@@ -66,7 +66,9 @@ class Cascade:
         if not priors:
             return {}
         df = results.read_rows(cells={c.id for c in priors})
-        rows = {(r["cell"], r["sample_id"]): r for r in df.to_dict("records")}
+        rows: dict[tuple[str, str], dict[str, Any]] = {
+            (str(r["cell"]), str(r["sample_id"])): {str(k): v for k, v in r.items()} for r in df.to_dict("records")
+        }
         out: dict[str, dict[str, Any]] = {}
         for sid in sample_ids:
             for prior in priors:

@@ -153,7 +153,14 @@ def _attack_cells(suite: Suite, d: DefenseSpec, a: AttackSpec, dhash: str, notes
         note = f"attack {a.id}: EoT({a.eot}) is pointless on defense {d.display!r} ({why}); k forced to 1 (recorded)"
         notes.append(note)
         warnings.warn(note, stacklevel=3)
-    draws = suite.evaluation.draws if (stochastic and randomness == "fresh") else 1
+    if not stochastic and a.randomness == "det" and not acls.threat_free:
+        note = (
+            f"attack {a.id}: randomness det is pointless on defense {d.display!r} (defense {d.display!r} is "
+            "deterministic: it has no draws to fix); recorded as randomness none"
+        )
+        notes.append(note)
+        warnings.warn(note, stacklevel=3)
+    draws = suite.evaluation.judge_draws if (stochastic and randomness == "fresh") else 1
     surrogate = model_identity(a.surrogate) if a.surrogate else None
     cells = []
     for t in threats:

@@ -130,8 +130,8 @@ def make_backend(
             # load (or train, once) the models here, not in every worker at the same time; the
             # workers meanwhile start up and load the data
             try:
-                for spec in runner.plan.suite.defenses:
-                    runner.components.defense(spec)
+                for dspec in runner.plan.suite.defenses:
+                    runner.components.defense(dspec)
             except BaseException:
                 pool.aborted = True  # close() terminates the workers instead of waiting for them
                 pool.close()

@@ -85,13 +85,13 @@ def fault_report(rows: pd.DataFrame, labels: Mapping[str, str]) -> tuple[list[st
         if bad.any():
             kinds = sorted({e.split(":", 1)[0] for e in errors[bad]})
             failures.append(
-                f"{labels[cell]}: attack {first['attack']!r} ({first['attack_name']}) returned images outside its "
+                f"{labels[str(cell)]}: attack {first['attack']!r} ({first['attack_name']}) returned images outside its "
                 f"threat ball or [0,1] or non-finite ({', '.join(kinds)}) for {int(bad.sum())} of {n_cell} samples; "
                 f"those rows are flagged and count as not robust. The attack is buggy: fix it, then rerun with --fresh"
             )
         if warn.any():
             warnings.append(
-                f"{labels[cell]}: defense {first['defense']!r} ({first['defense_name']}) returned NaN/inf logits for "
+                f"{labels[str(cell)]}: defense {first['defense']!r} ({first['defense_name']}) returned NaN/inf logits for "
                 f"{int(warn.sum())} of {n_cell} samples; those rows are flagged (error column) and count as not correct"
             )
     return failures, warnings

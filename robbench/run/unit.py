@@ -51,7 +51,7 @@ class UnitRunner:
         defense = self.components.defense(cell.defense)
         attack = self.components.attack(cell.attack)
         surrogate = self.components.surrogate(cell.attack)
-        todo, skipped = unit.indices, {}
+        todo, skipped = unit.indices, dict[int, dict[str, Any]]()
         if self.plan.cascade is not None:  # attack only the points still robust
             todo, skipped = split_unit(self.plan.cascade, self.results, cell, unit.indices, data.ids, seed)
             if skipped and progress is not None:

@@ -10,6 +10,7 @@ fits its architecture. It raises one :class:`~robbench.errors.RobbenchError` nam
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -20,6 +21,7 @@ from robbench.core.budget import NORMS, format_eps, max_eps
 from robbench.core.components import BuildContext, parse_params
 from robbench.data.base import Dataset, load_dataset
 from robbench.errors import RobbenchError, SuiteError
+from robbench.run.honesty import check_honest
 from robbench.suite.load import read_suite
 from robbench.suite.model import AttackSpec, Suite
 from robbench.suite.reported import check_reported
@@ -149,7 +151,7 @@ def check_attacks(suite: Suite, ctx: BuildContext, defenses: dict[str, Any]) -> 
         where = f"suite.attacks.{i}"
         cls = _component(registry.attacks, a.name, f"{where}.name")
         params = parse_params(cls.Params, a.params, f"{where}.params")
-        at_field(lambda c=cls, p=params: c.check_params(p, ctx), f"{where} ({a.id})")
+        at_field(partial(cls.check_params, params, ctx), f"{where} ({a.id})")
         check_attack_norms(suite, a, cls, where)
         check_attack_fits(a, cls, defenses, where)
         classes[a.id] = cls
@@ -175,6 +177,7 @@ def check_suite(suite: Suite, *, data_dir: str | None = None, models: bool = Tru
     defenses = check_defenses(suite, ctx)
     attacks = check_attacks(suite, ctx, defenses)
     check_reported(suite, {aid: bool(getattr(cls, "threat_free", False)) for aid, cls in attacks.items()})
+    check_honest(suite, defenses, attacks)
     if models:
         check_models(suite)
 

@@ -113,6 +113,18 @@ class AttackSpec(_Strict):
     def _id(cls, v: str) -> str:
         return _check_name(v, "attack id")
 
+    @property
+    def evaluation(self) -> EvaluationKind:
+        """What this attack's accuracy says about a defense: ``adaptive`` (it attacks the defense itself:
+        full, BPDA or custom gradients, or queries) or an upper bound: ``gray-box`` (the classifier
+        alone) or ``transfer`` (a surrogate)."""
+        if self.surrogate is not None:
+            return "transfer"
+        return "gray-box" if self.gradient == "classifier" else "adaptive"
+
+
+EvaluationKind = Literal["adaptive", "gray-box", "transfer"]
+
 
 class ReportedSource(_Strict):
     paper: str
@@ -159,10 +171,23 @@ class Reported(_Strict):
         return f"{text} ({s.note})" if s.note else text
 
 
+#: judge draws of a stochastic defense when the suite does not say (worst of 4: Sec. "honest defaults")
+DEFAULT_DRAWS = 4
+#: fewer judge draws than this on a stochastic defense is refused unless overridden, and flagged
+MIN_HONEST_DRAWS = 4
+#: what ``evaluation.overrides`` may allow; each is recorded in the manifest and shown beside its cells
+Override = Literal["few-draws", "scoring"]
+
+
 class Evaluation(_Strict):
-    #: draws m used to score a stochastic defense (single / mean / majority / worst of m)
-    draws: int = Field(default=1, ge=1, le=1000)
+    #: judge draws m of a stochastic defense attacked with fresh randomness (default 4); fewer than 4
+    #: needs ``overrides: [few-draws]``
+    draws: int | None = Field(default=None, ge=1, le=1000)
+    #: the headline scoring of those draws; anything but ``worst`` needs ``overrides: [scoring]``
+    #: (``robbench table --scoring`` shows the others from the same rows at any time)
     scoring: Literal["single", "mean", "majority", "worst"] = "worst"
+    #: explicit permissions for evaluations that can overstate robustness (recorded, shown, flagged)
+    overrides: list[Override] = Field(default_factory=list)
     batch_size: int = Field(default=128, ge=1, le=65536)
     #: AutoAttack-style cascade: each attack runs only on points still robust after the previous
     cascade: bool = False
@@ -170,6 +195,11 @@ class Evaluation(_Strict):
     #: back in float32); the classifier and the purifier arithmetic stay fp32. Changes results:
     #: part of the cell identity when not fp32.
     generative_precision: Literal["fp32", "bf16"] = "fp32"
+
+    @property
+    def judge_draws(self) -> int:
+        """The judge draws of a stochastic defense under fresh randomness."""
+        return self.draws if self.draws is not None else DEFAULT_DRAWS
 
 
 class Suite(_Strict):

@@ -7,8 +7,18 @@ from collections.abc import Sequence
 SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
+#: suffix of a scoring label that only ``evaluation.overrides`` allowed (see robbench.run.honesty)
+OVERRIDE = " (override)"
+
+
 def short_scoring(label: str) -> str:
     """Compact scoring labels for narrow terminals (expanded in the legend)."""
+    if label.endswith(OVERRIDE):
+        return _short(label.removesuffix(OVERRIDE)) + "!"
+    return _short(label)
+
+
+def _short(label: str) -> str:
     if label.startswith("min over "):
         return f"min/{label.split()[2]} atk"
     for word, short in (("worst", "worst"), ("mean", "mean"), ("majority", "maj"), ("first", "first")):
@@ -27,6 +37,10 @@ _LEGEND = {
     "first": "first/m = the first of m fresh draws",
     "min over": "min/k atk = per sample, the worst case over k attacks",
 }
+_OVERRIDE_LEGEND = (
+    "! = fewer than 4 judge draws or a scoring other than worst (evaluation.overrides, or table --scoring): "
+    "can overstate robustness"
+)
 
 
 def legend(labels: Sequence[str]) -> list[str]:
@@ -35,4 +49,15 @@ def legend(labels: Sequence[str]) -> list[str]:
     for key, text in _LEGEND.items():
         if any(lbl == key or lbl.startswith(f"{key} ") for lbl in labels) and text not in out:
             out.append(text)
+    if any(lbl.endswith(OVERRIDE) for lbl in labels):
+        out.append(_OVERRIDE_LEGEND)
     return out
+
+
+#: what the ``evaluation`` / ``kind`` column means (every human format prints it)
+UB_DAGGER = "†"
+EVALUATION_LEGEND = (
+    f"{UB_DAGGER} = upper bound only: gray-box or transfer attacks, which bound robustness from above and do not "
+    "measure it; every other attacked line attacks the defense itself, and a worst-case line without ub is "
+    "the defense's adaptive robust accuracy (per-sample worst case over all its attacks)"
+)

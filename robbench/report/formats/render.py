@@ -9,6 +9,7 @@ split into several tables when its columns do not fit the width.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -38,7 +39,7 @@ def render(
         raise ValueError(f"unknown text format {fmt!r}; use one of {FORMATS[1:]}")
     if pivot:
         p = build_pivot(summary, manifest, title=title or "")
-        p.notes = list(notes)
+        p.notes += list(notes)
         return {"md": pivot_markdown, "csv": pivot_csv, "json": pivot_json}.get(fmt, lambda q: pivot_latex(q, title))(p)
     if fmt == "md":
         text = to_markdown(summary)
@@ -58,11 +59,11 @@ def rich_renderable(
     manifest: Manifest | None = None,
     notes: Sequence[str] = (),
     width: int = 100,
-):  # type: ignore[no-untyped-def]
+) -> Any:
     """The rich version of :func:`render` (a renderable for ``Console.print``)."""
     if pivot:
         p = build_pivot(summary, manifest, title=title or "")
-        p.notes = list(notes)
+        p.notes += list(notes)
         return pivot_rich(p, width=width)
     return to_rich(summary, title=title, notes=notes)
 

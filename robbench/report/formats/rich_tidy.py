@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from robbench.report.formats.labels import SUPERSCRIPT, legend, short_scoring
+from robbench.report.formats.labels import EVALUATION_LEGEND, SUPERSCRIPT, UB_DAGGER, legend, short_scoring
 from robbench.report.formats.numbers import ci_text, rep_pct
 from robbench.report.formats.tidy import tidy_cells
 from robbench.report.summary import is_missing
@@ -74,7 +74,10 @@ def _cells(row: pd.Series, lay: _Layout) -> list[Any]:
     ]
     if lay.show_n:
         cells.append(c["n"])
-    cells += [Text(c["accuracy"], style="bold" if worst else ""), ci_text(row["ci_low"], row["ci_high"], sep=",")]
+    acc = Text(c["accuracy"], style="bold" if worst else "")
+    if c["evaluation"].startswith("upper bound"):
+        acc.append(UB_DAGGER, style="yellow")
+    cells += [acc, ci_text(row["ci_low"], row["ci_high"], sep=",")]
     if lay.show_clean:
         cells.append(c["clean_accuracy"])
     cells.append(short_scoring(c["scoring"]))
@@ -92,6 +95,7 @@ def _footer(summary: pd.DataFrame, lay: _Layout, notes: Sequence[str]) -> list[s
     if not lay.show_clean:
         foot.append("clean accuracy: the clean row of each defense")
     foot += legend(list(summary["scoring"].astype(str)))
+    foot.append(EVALUATION_LEGEND)
     if lay.has_rep:
         foot.append(
             "paper = reported number (superscript: source); diff = measured - reported, in points, "

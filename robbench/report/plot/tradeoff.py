@@ -132,14 +132,12 @@ def _clean_series(rows: pd.DataFrame, ids: list[str]) -> Series:
 def _robust_curves(rows: pd.DataFrame, ids: list[str]) -> list[tuple[str, Series, bool]]:
     """(label, series, is the worst case) per attacked (attack, threat)."""
     attacked = rows[rows["norm"] != "none"]
-    return [
-        (
-            f"{'worst case' if attack == WORST else attack}, {threat_label(norm, format_eps(eps))}",
-            _series(g, ids),
-            attack == WORST,
-        )
-        for (attack, norm, eps), g in attacked.groupby(["attack", "norm", "eps"], sort=False)
-    ]
+    out = []
+    for key, g in attacked.groupby(["attack", "norm", "eps"], sort=False):
+        attack, norm, eps = str(key[0]), str(key[1]), float(key[2])  # type: ignore[arg-type]
+        label = f"{'worst case' if attack == WORST else attack}, {threat_label(norm, format_eps(eps))}"
+        out.append((label, _series(g, ids), attack == WORST))
+    return out
 
 
 def _draw(ax1: Any, ax2: Any, xs: np.ndarray, clean: Series, curves: list[Any], values: list[Any]) -> None:

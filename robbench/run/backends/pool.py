@@ -156,7 +156,7 @@ class PoolBackend:
         self.check_tasks = []
         self.start(len(queue))
         results: dict[UnitKey, UnitResult] = {}
-        idle, busy = list(self.workers), []
+        idle, busy = list(self.workers), list[Any]()
         while queue or busy:
             while idle and queue:
                 w = idle.pop()

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
-from robbench.core.threat import ThreatModel, max_eps
+from robbench.core.budget import max_eps
+from robbench.core.threat import ThreatModel
 from robbench.errors import RobbenchError
 from robbench.run.checks.gradients import gradient_modes, zero_gradient_check
-from robbench.run.checks.large_eps import LARGE_EPS_SLACK, large_eps, large_eps_attack_check
+from robbench.run.checks.large_eps import LARGE_EPS_SLACK, large_eps, large_eps_attack_check, one_class_record
 from robbench.run.checks.randomness import randomness_checks
 from robbench.run.checks.records import not_computed
 from robbench.run.checks.softmax import softmax_check
@@ -27,6 +29,21 @@ def checked_defenses(plan: Plan) -> list[str]:
     return [d.display for d in plan.suite.defenses if any(c.defense.display == d.display for c in plan.cells)]
 
 
+def balanced_positions(y: torch.Tensor, n: int) -> list[int]:
+    """``n`` positions of ``y`` drawn class by class in turn (each class in suite order), so a
+    class-sorted sample still gives every class a share; deterministic."""
+    by_class: dict[int, list[int]] = {}
+    for i, label in enumerate(y.tolist()):
+        by_class.setdefault(int(label), []).append(i)
+    queues = list(by_class.values())
+    out: list[int] = []
+    while len(out) < min(n, len(y)):
+        for q in queues:
+            if q and len(out) < n:
+                out.append(q.pop(0))
+    return sorted(out)
+
+
 def defense_checks(plan: Plan, comps: RunComponents, display: str, n: int = N_SAMPLES) -> list[dict[str, Any]]:
     """The compute checks of one defense (randomness, softmax, gradients, large eps) on ``n`` samples.
 
@@ -35,10 +52,11 @@ def defense_checks(plan: Plan, comps: RunComponents, display: str, n: int = N_SA
     record saying why (its rows say so too).
     """
     data = comps.data
-    n = min(n, len(data.ids))
-    x = data.x[:n].to(comps.device)
-    y = data.y[:n].to(comps.device)
-    ids = list(data.ids[:n])
+    pos = balanced_positions(data.y, n)  # class-balanced: a one-class sample proves nothing at large eps
+    n = len(pos)
+    x = data.x[pos].to(comps.device)
+    y = data.y[pos].to(comps.device)
+    ids = [data.ids[i] for i in pos]
     seed = plan.suite.seed
     dim = int(x[0].numel())
     counts = np.bincount(y.cpu().numpy(), minlength=1)
@@ -61,7 +79,10 @@ def defense_checks(plan: Plan, comps: RunComponents, display: str, n: int = N_SA
     for norm in (nm for nm in norms if nm in attacked):
         if norm in large_threats:
             continue  # judged from the rows
-        threat = ThreatModel(norm, min(large_eps(norm, dim), 0.999 * max_eps(norm, dim)))  # type: ignore[arg-type]
+        threat = ThreatModel(norm, min(large_eps(norm, dim), 0.999 * max_eps(norm, dim)))
+        if threshold >= 1.0:
+            out.append(one_class_record(display, threat, n))
+            continue
         for mode in modes:
             out.append(large_eps_attack_check(defense, display, mode, threat, x, y, ids, seed, threshold))
     return out

@@ -27,7 +27,8 @@ import pandas as pd
 from robbench.core import registry
 from robbench.core.threat import ThreatModel
 from robbench.results.scoring import scored
-from robbench.run.checks.large_eps import LARGE_EPS_SLACK, large_eps, large_eps_record
+from robbench.run.checks.draws import adaptive_attack_check, judge_draws_check
+from robbench.run.checks.large_eps import LARGE_EPS_SLACK, large_eps, large_eps_record, one_class_record
 from robbench.run.checks.records import WHITE_BOX, record
 from robbench.suite.model import AttackSpec, Suite
 
@@ -95,8 +96,8 @@ def black_box_vs_white_box(g: pd.DataFrame, subject: str, norm: str, eps: float)
 
 def full_vs_bpda(g: pd.DataFrame, subject: str, norm: str, eps: float) -> list[Record]:
     acc = g[g["kind"] == "white"].groupby(["attack", "gradient"])["robust"].mean()
-    full = [v for (_, gr), v in acc.items() if gr == "full"]
-    bpda = [v for (_, gr), v in acc.items() if gr == "bpda"]
+    full = [v for key, v in acc.items() if key[1] == "full"]  # type: ignore[index]
+    bpda = [v for key, v in acc.items() if key[1] == "bpda"]  # type: ignore[index]
     if not (full and bpda):
         return []
     af, ab = float(min(full)), float(min(bpda))
@@ -140,6 +141,8 @@ def large_eps_from_rows(g: pd.DataFrame, defense: str, threat: ThreatModel) -> l
     labels = g.groupby("sample_id")["label"].first()
     threshold = min(1.0, float(labels.value_counts().max()) / max(len(labels), 1) + LARGE_EPS_SLACK)
     acc = float(per_sample.mean()) if len(per_sample) else float("nan")
+    if threshold >= 1.0:
+        return [one_class_record(defense, threat, len(per_sample))]
     return [
         large_eps_record(
             defense, "worst case over the suite's attacks", threat, acc, threshold, len(per_sample), "rows"
@@ -208,6 +211,7 @@ def row_checks(df: pd.DataFrame, suite: Suite, dim: int | None = None, num_class
     """Every row check, per defense x threat, then per cell."""
     if df.empty:
         return []
+    out: list[Record] = judge_draws_check(df, suite) + adaptive_attack_check(df, suite)
     s = scored(df, suite.evaluation.scoring)
     s = s[s["norm"] != "none"]
     attacks = {a.id: a for a in suite.attacks}
@@ -216,9 +220,9 @@ def row_checks(df: pd.DataFrame, suite: Suite, dim: int | None = None, num_class
         attacked=broken_by.isna() & s["error"].isna(),
         kind=[attack_kind(attacks.get(a), gr) for a, gr in zip(s["attack"], s["gradient"], strict=True)],
     )
-    out: list[Record] = []
-    for (defense, norm, eps), g in s.groupby(["defense", "norm", "eps"], sort=False):
-        threat = ThreatModel(norm, float(eps))
+    for key, g in s.groupby(["defense", "norm", "eps"], sort=False):
+        defense, norm, eps = str(key[0]), str(key[1]), float(key[2])  # type: ignore[arg-type]
+        threat = ThreatModel(norm, eps)  # type: ignore[arg-type]
         subject = f"{defense} / {threat.label}"
         out += black_box_vs_white_box(g, subject, str(norm), float(eps))
         out += full_vs_bpda(g, subject, str(norm), float(eps))

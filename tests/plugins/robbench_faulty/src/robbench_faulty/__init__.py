@@ -51,3 +51,7 @@ class Faulty(Attack):
                 marker.write_text("failed once")
                 raise RuntimeError("faulty attack: first attempt fails")
         return x.clone()
+
+
+class NotADefense:
+    """Registered as a defense but subclasses nothing of robbench (the registry must refuse it)."""

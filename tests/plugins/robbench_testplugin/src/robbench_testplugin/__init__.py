@@ -1,4 +1,9 @@
-"""A third-party robbench plugin used by the tests: defenses and attacks, some deliberately broken.
+"""A third-party robbench plugin used by the tests: defenses, attacks, a model and a data set, some
+deliberately broken.
+
+``test_lenet`` (a model with a fixed 28x28 input, declared in ``example_input_shape``) and
+``test_stripes`` (a synthetic data set) show the model and data-set plugin interfaces; README's
+plugin section points here.
 
 ``test_blur`` and ``test_noise`` are well-behaved. ``test_gauss`` is a stochastic purifier (for the
 reproducibility tests). ``test_nan`` returns NaN/inf and ``test_cheat`` leaves its threat ball or
@@ -15,6 +20,7 @@ from pydantic import Field
 
 from robbench.attacks.base import Attack
 from robbench.core.components import Params
+from robbench.data.base import Dataset
 from robbench.defenses.base import Defense
 
 
@@ -105,3 +111,49 @@ class Cheat(Attack):
         if mode == "box":
             return x - threat.eps / 2
         return x + float("nan")
+
+
+class LeNet(torch.nn.Module):
+    """LeNet-5 for 28x28 grey images (test plugin model: a fixed input size, declared)."""
+
+    example_config: dict[str, object] = {"num_classes": 10}
+    #: the only input size it accepts
+    example_input_shape = (1, 28, 28)
+
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__()
+        self.features = torch.nn.Sequential(
+            torch.nn.Conv2d(1, 6, 5, padding=2),
+            torch.nn.ReLU(),
+            torch.nn.MaxPool2d(2),
+            torch.nn.Conv2d(6, 16, 5),
+            torch.nn.ReLU(),
+            torch.nn.MaxPool2d(2),
+        )
+        self.head = torch.nn.Linear(16 * 5 * 5, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x - 0.5).flatten(1))
+
+
+class Stripes(Dataset):
+    """Synthetic 8x8 stripes, 2 classes: horizontal or vertical (test plugin data set, no files)."""
+
+    name = "test_stripes"
+    shape = (1, 8, 8)
+    num_classes = 2
+    split_sizes = {"train": 64, "test": 32}
+
+    def check_available(self, split: str) -> None:
+        return None
+
+    def _load(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        g = torch.Generator().manual_seed(0 if split == "train" else 1)
+        n = self.split_sizes[split]
+        y = torch.arange(n) % 2
+        phase = torch.randint(0, 2, (n,), generator=g)
+        idx = torch.arange(8)
+        rows = ((idx.view(1, 8, 1) + phase.view(n, 1, 1)) % 2).expand(n, 8, 8).float()
+        x = torch.where(y.view(n, 1, 1) == 0, rows, rows.transpose(1, 2))
+        noise = 0.1 * torch.rand(n, 8, 8, generator=g)
+        return (0.8 * x + noise).clamp(0, 1).unsqueeze(1), y.long()
