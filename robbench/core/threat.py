@@ -11,12 +11,19 @@ projection onto the plain L1 ball of Duchi et al. (2008), used when the box is n
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import Tensor
 
-from robbench.core.budget import NORMS, Norm, format_eps, max_eps, parse_eps  # noqa: F401 - re-exported
+# re-exported (``x as x``: explicit for mypy); other modules import these from here
+from robbench.core.budget import NORMS as NORMS
+from robbench.core.budget import Norm as Norm
+from robbench.core.budget import format_eps as format_eps
+from robbench.core.budget import max_eps as max_eps
+from robbench.core.budget import parse_eps as parse_eps
 
 #: slack allowed by :meth:`ThreatModel.contains` for float32 round-off
 ATOL = 1e-5
@@ -35,7 +42,7 @@ def norm_of(delta: Tensor, norm: str) -> Tensor:
     if norm == "linf":
         return flat.abs().amax(dim=1)
     if norm == "l2":
-        return flat.norm(p=2, dim=1)
+        return cast(Tensor, flat.norm(p=2, dim=1))
     if norm == "l1":
         return flat.abs().sum(dim=1)
     raise ValueError(f"unknown norm {norm!r}")
@@ -59,7 +66,9 @@ def project_l1_ball(v: Tensor, eps: float) -> Tensor:
     return torch.where(inside[:, None], v, out)
 
 
-def _bisect_multiplier(fn, target: Tensor, lo: Tensor, hi: Tensor, iters: int = 60) -> Tensor:
+def _bisect_multiplier(
+    fn: Callable[[Tensor], Tensor], target: Tensor, lo: Tensor, hi: Tensor, iters: int = 60
+) -> Tensor:
     """Smallest multiplier (per row) with fn(m) <= target, fn decreasing in m."""
     for _ in range(iters):
         mid = (lo + hi) / 2
@@ -85,7 +94,7 @@ def project(x: Tensor, x0: Tensor, norm: str, eps: float) -> Tensor:
 
         def fn(lam: Tensor) -> Tensor:
             z = torch.minimum(torch.maximum(d / (1 + lam[:, None]), lo_box), hi_box)
-            return z.norm(dim=1)
+            return cast(Tensor, z.norm(dim=1))
 
         hi = (d.norm(dim=1) / max(eps, 1e-300)).clamp_min(1.0)
         lam = _bisect_multiplier(fn, target, torch.zeros_like(hi), hi)

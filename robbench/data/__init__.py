@@ -3,7 +3,12 @@
 This package imports nothing heavy, so ``robbench ls`` can read docstrings without torch.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the lazy names below, typed for mypy (nothing is imported at run time)
+    from robbench.data.base import Dataset as Dataset
+    from robbench.data.base import DataSplit as DataSplit
+    from robbench.data.base import load_dataset as load_dataset
 
 
 def __getattr__(name: str) -> Any:

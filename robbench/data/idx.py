@@ -23,7 +23,7 @@ _FILES = {
 def read_idx(path: Path) -> np.ndarray:
     """Read one IDX file (optionally gzip-compressed) into a numpy array, checking its header."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:  # type: ignore[operator]
+    with opener(path, "rb") as fh:
         header = fh.read(4)
         if len(header) != 4 or header[0] != 0 or header[1] != 0:
             raise DataError(

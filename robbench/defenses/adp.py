@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import cast
 
 import torch
 from pydantic import Field
 from torch import Tensor
 
-from robbench.core.components import BuildContext, Params
+from robbench.core.components import BuildContext, Params, ParamsModel
 from robbench.core.refs import ModelRef
 from robbench.core.seeding import SampleRNG
 from robbench.defenses.base import Defense
@@ -85,9 +87,9 @@ class ADP(Defense):
         "micro_batch": 16,
     }
 
-    def __init__(self, params: Params, ctx: BuildContext) -> None:
+    def __init__(self, params: ParamsModel, ctx: BuildContext) -> None:
         super().__init__(params, ctx)
-        p: ADPParams = params  # type: ignore[assignment]
+        p = cast(ADPParams, params)
         self.score_model = load_score_model(p.score_model, ctx)
         self.check_levels(p, self.score_model.sigmas.detach().double().cpu())
         self._scorer = ScoreEval(self.score_model, p.micro_batch, self._count)
@@ -101,13 +103,12 @@ class ADP(Defense):
         check_sigma_range("adp", "sigma_start/sigma_end", min(lv), max(lv), ladder)
 
     @classmethod
-    def check_params(cls, params: Params, ctx: BuildContext | None) -> None:
-        cls.check_levels(params, score_ladder(params.score_model, ctx))  # type: ignore[arg-type,attr-defined]
+    def check_params(cls, params: ParamsModel, ctx: BuildContext | None) -> None:
+        p = cast(ADPParams, params)
+        cls.check_levels(p, score_ladder(p.score_model, ctx))
 
-    def _step(
-        self, state: list[Tensor] | tuple[Tensor, ...], consts: list[Tensor] | tuple[Tensor, ...], create_graph: bool
-    ) -> tuple[Tensor, ...]:
-        p: ADPParams = self.params  # type: ignore[assignment]
+    def _step(self, state: Sequence[Tensor], consts: Sequence[Tensor], create_graph: bool) -> tuple[Tensor, ...]:
+        p = cast(ADPParams, self.params)
         (x,) = state
         (hyper,) = consts
         sigma = float(hyper[0])
@@ -116,7 +117,7 @@ class ADP(Defense):
         return (x.clamp(0.0, 1.0),)
 
     def purify(self, x: Tensor, *, rng: SampleRNG | None = None) -> Tensor:
-        p: ADPParams = self.params  # type: ignore[assignment]
+        p = cast(ADPParams, self.params)
         if rng is None:
             raise RobbenchError(
                 "adp is stochastic and needs a SampleRNG (its randomness comes only from it)",

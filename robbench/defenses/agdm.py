@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 from pydantic import Field, field_validator
 from torch import Tensor, nn
 
-from robbench.core.components import BuildContext, Params
+from robbench.core.components import BuildContext, Params, ParamsModel
 from robbench.core.refs import ModelRef
 from robbench.defenses.diffusion_common import (
     DiffusionParams,
@@ -33,7 +33,7 @@ def latent_features(model: nn.Module) -> FeatureFn:
     """
     own = getattr(model, "latent", None)
     if callable(own):
-        return own  # type: ignore[no-any-return]
+        return cast(FeatureFn, own)
     last: nn.Linear | None = None
     for m in model.modules():
         if isinstance(m, nn.Linear):
@@ -112,16 +112,16 @@ class AGDM(DiffusionPurifier):
     evals_per_step = 2
 
     @classmethod
-    def check_params(cls, params: Params, ctx: BuildContext | None) -> None:
+    def check_params(cls, params: ParamsModel, ctx: BuildContext | None) -> None:
         super().check_params(params, ctx)
-        p: AGDMParams = params  # type: ignore[assignment]
+        p = cast(AGDMParams, params)
         ref = default_model_ref(p.aux_model, ctx, "-cnn-adv")
         if ref is not None:
             check_ref(ref, "agdm params.aux_model")
 
-    def __init__(self, params: Params, ctx: BuildContext) -> None:
+    def __init__(self, params: ParamsModel, ctx: BuildContext) -> None:
         super().__init__(params, ctx)
-        p: AGDMParams = params  # type: ignore[assignment]
+        p = cast(AGDMParams, params)
         ref = default_model_ref(p.aux_model, ctx, "-cnn-adv")
         assert ref is not None
         self.aux = ctx.model(ref)
@@ -132,7 +132,7 @@ class AGDM(DiffusionPurifier):
         return (self.features(x),)
 
     def guided_eps(self, x_t: Tensor, t: int, guide: tuple[Tensor, ...]) -> Tensor:
-        w = float(self.params.guidance_scale)  # type: ignore[attr-defined]
+        w = float(cast(AGDMParams, self.params).guidance_scale)
         if w == 0.0:
             return self.eps(x_t, t)
         (h_a,) = guide

@@ -49,7 +49,7 @@ class Defense(Component, nn.Module):
         out: Tensor = self.classifier(x)
         return out
 
-    def forward(self, x: Tensor, rng: SampleRNG | None = None) -> Tensor:  # type: ignore[override]
+    def forward(self, x: Tensor, rng: SampleRNG | None = None) -> Tensor:
         return self.classify(self.purify(x, rng=rng))
 
     def grad_checkpointing(self, enabled: bool) -> None:

@@ -26,14 +26,14 @@ over reverse steps (``torch.utils.checkpoint``, non-reentrant) and the evaluatio
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 import torch
 from pydantic import Field, field_validator
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from robbench.core.components import BuildContext, Params
+from robbench.core.components import BuildContext, Params, ParamsModel
 from robbench.core.refs import ModelRef
 from robbench.core.seeding import SampleRNG
 from robbench.defenses.base import Defense
@@ -183,8 +183,8 @@ class DiffusionPurifier(Defense):
         return cls.__name__.lower()
 
     @classmethod
-    def check_params(cls, params: Params, ctx: BuildContext | None) -> None:
-        p: DiffusionParams = params  # type: ignore[assignment]
+    def check_params(cls, params: ParamsModel, ctx: BuildContext | None) -> None:
+        p = cast(DiffusionParams, params)
         ref = default_model_ref(p.diffusion_model, ctx, "-diffusion")
         if ref is None:
             return
@@ -205,10 +205,10 @@ class DiffusionPurifier(Defense):
             )
 
     # -- construction -------------------------------------------------------------------------
-    def __init__(self, params: Params, ctx: BuildContext) -> None:
+    def __init__(self, params: ParamsModel, ctx: BuildContext) -> None:
         super().__init__(params, ctx)
         self._checkpoint = False
-        p: DiffusionParams = params  # type: ignore[assignment]
+        p = cast(DiffusionParams, params)
         ref = default_model_ref(p.diffusion_model, ctx, "-diffusion")
         assert ref is not None
         self.diffusion = load_diffusion(ctx, ref, f"{self._label()} params.diffusion_model")
@@ -238,7 +238,7 @@ class DiffusionPurifier(Defense):
 
     def reverse_step(self, x_t: Tensor, noise: Tensor | None, t: int, s: int, *guide: Tensor) -> Tensor:
         """One reverse step ``t -> s`` (``s = -1``: to data)."""
-        p: DiffusionParams = self.params  # type: ignore[assignment]
+        p = cast(DiffusionParams, self.params)
         a_t, a_s = self.abar(t), self.abar(s)
         eps = self.guided_eps(x_t, t, guide)
         x0 = predict_x0(x_t, eps, a_t)
@@ -260,7 +260,7 @@ class DiffusionPurifier(Defense):
                 f"{self._label()} is stochastic and was called without its random streams",
                 hint="pass a robbench.core.seeding.SampleRNG (rng=...)",
             )
-        p: DiffusionParams = self.params  # type: ignore[assignment]
+        p = cast(DiffusionParams, self.params)
         b = x.shape[0]
         x_a = to_diffusion(x)
         # every draw up front, in a fixed order: forward noise, then one per stochastic reverse step
@@ -280,7 +280,7 @@ class DiffusionPurifier(Defense):
         return from_diffusion(x_t).clamp(0.0, 1.0)
 
 
-def load_diffusion(ctx: BuildContext, ref: ModelRef, field: str) -> nn.Module:
+def load_diffusion(ctx: BuildContext, ref: ModelRef, field: str) -> DiffusionModel:
     """Load a diffusion model through the build context and check it follows the protocol."""
     model = ctx.model(ref)
     if not isinstance(model, DiffusionModel):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import ClassVar, cast
 
 from pydantic import Field
 from torch import Tensor
@@ -52,7 +52,7 @@ class GDMP(DiffusionPurifier):
 
     def guided_eps(self, x_t: Tensor, t: int, guide: tuple[Tensor, ...]) -> Tensor:
         eps = self.eps(x_t, t)
-        s = float(self.params.guidance_scale)  # type: ignore[attr-defined]
+        s = float(cast(GDMPParams, self.params).guidance_scale)
         if s == 0.0:
             return eps
         x_a, z0 = guide

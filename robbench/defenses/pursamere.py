@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Any, Literal, cast
 
 import torch
 from pydantic import Field, field_validator, model_validator
 from torch import Tensor
 
-from robbench.core.components import BuildContext, Params
+from robbench.core.components import BuildContext, Params, ParamsModel
 from robbench.core.refs import ModelRef
 from robbench.core.seeding import SampleRNG, derive_seed, generator
 from robbench.defenses.base import Defense
@@ -180,9 +181,9 @@ class PurSAMERE(Defense):
         "micro_batch": 16,
     }
 
-    def __init__(self, params: Params, ctx: BuildContext) -> None:
+    def __init__(self, params: ParamsModel, ctx: BuildContext) -> None:
         super().__init__(params, ctx)
-        p: PurSAMEREParams = params  # type: ignore[assignment]
+        p = cast(PurSAMEREParams, params)
         self.score_model = load_score_model(p.score_model, ctx)
         self.sigmas = select_levels(self.score_model.sigmas.detach().double().cpu(), p.levels, p.sigma_range)
         self._scorer = ScoreEval(self.score_model, p.micro_batch, self._count)
@@ -193,8 +194,8 @@ class PurSAMERE(Defense):
         self.evals += n
 
     @classmethod
-    def check_params(cls, params: Params, ctx: BuildContext | None) -> None:
-        p: PurSAMEREParams = params  # type: ignore[assignment]
+    def check_params(cls, params: ParamsModel, ctx: BuildContext | None) -> None:
+        p = cast(PurSAMEREParams, params)
         if p.rho_value > p.eps_pur:
             raise SuiteError(
                 f"pursamere: params.rho = {p.rho_value:g} exceeds params.eps_pur = {p.eps_pur:g}",
@@ -213,7 +214,7 @@ class PurSAMERE(Defense):
         """The N fixed noise draws (N, C, H, W) for images of ``shape`` (C, H, W)."""
         key = tuple(shape)
         if key not in self._xi:
-            p: PurSAMEREParams = self.params  # type: ignore[assignment]
+            p = cast(PurSAMEREParams, self.params)
             g = generator(derive_seed("pursamere-mc", p.seed, *key))
             self._xi[key] = torch.randn((p.n_mc, *key), generator=g, dtype=torch.float32)
         return self._xi[key].to(device)
@@ -227,10 +228,8 @@ class PurSAMERE(Defense):
         s = self._scorer.score(noisy, sig).view(b, n, *x.shape[1:])
         return (xi[None] + sigma * s).square().flatten(2).sum(2).mean(1)
 
-    def _step(
-        self, state: list[Tensor] | tuple[Tensor, ...], consts: list[Tensor] | tuple[Tensor, ...], create_graph: bool
-    ) -> tuple[Tensor, ...]:
-        p: PurSAMEREParams = self.params  # type: ignore[assignment]
+    def _step(self, state: Sequence[Tensor], consts: Sequence[Tensor], create_graph: bool) -> tuple[Tensor, ...]:
+        p = cast(PurSAMEREParams, self.params)
         x, m, v = state
         x_a, xi, hyper = consts
         sigma, lr, t = float(hyper[0]), float(hyper[1]), int(hyper[2])
@@ -249,7 +248,7 @@ class PurSAMERE(Defense):
 
     def schedule(self) -> list[tuple[float, float]]:
         """(sigma, learning rate) per step, in order."""
-        p: PurSAMEREParams = self.params  # type: ignore[assignment]
+        p = cast(PurSAMEREParams, self.params)
         n = len(self.sigmas)
         out = []
         for i, sigma in enumerate(self.sigmas):

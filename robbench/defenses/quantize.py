@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from pydantic import Field
 from torch import Tensor
@@ -37,5 +39,5 @@ class Quantize(Defense):
     example_params = {"levels": 4}
 
     def purify(self, x: Tensor, *, rng: SampleRNG | None = None) -> Tensor:
-        steps = float(self.params.levels - 1)  # type: ignore[attr-defined]
+        steps = float(cast(QuantizeParams, self.params).levels - 1)
         return torch.round(x * steps) / steps

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from pydantic import Field
 from torch import Tensor
 
@@ -39,5 +41,5 @@ class RandomNoise(Defense):
     def purify(self, x: Tensor, *, rng: SampleRNG | None = None) -> Tensor:
         if rng is None:
             raise SuiteError("random_noise is stochastic and needs the generator the runner gives it")
-        sigma = self.params.sigma  # type: ignore[attr-defined]
+        sigma = cast(RandomNoiseParams, self.params).sigma
         return (x + sigma * rng.randn_like(x)).clamp(0.0, 1.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from pydantic import Field
@@ -47,6 +48,6 @@ class RandomPhase(Defense):
     def purify(self, x: Tensor, *, rng: SampleRNG | None = None) -> Tensor:
         if rng is None:
             raise SuiteError("random_phase is stochastic and needs the generator the runner gives it")
-        p: RandomPhaseParams = self.params  # type: ignore[assignment]
+        p = cast(RandomPhaseParams, self.params)
         phase = rng.rand(*x.shape[1:]).to(device=x.device, dtype=x.dtype) * (2 * math.pi)
         return (x + p.amplitude * torch.sin(p.frequency * x + phase)).clamp(0.0, 1.0)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 import torch
 from pydantic import Field, field_validator, model_validator
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-from robbench.core.components import BuildContext, Params
+from robbench.core.components import BuildContext, Params, ParamsModel
 from robbench.core.refs import ModelRef
 from robbench.core.seeding import SampleRNG, derive_seed, generator
 from robbench.core.threat import parse_eps
@@ -102,6 +102,12 @@ class RDC(Defense):
     """
 
     Params: ClassVar[type[Params]] = RDCParams
+    # buffers registered in __init__
+    cls_t: Tensor
+    cls_eps: Tensor
+    cls_abar: Tensor
+    cls_w: Tensor
+    abar_all: Tensor
     stochastic = True
     own_classifier = True
     runtime_params: ClassVar[frozenset[str]] = frozenset({"chunk"})
@@ -113,8 +119,8 @@ class RDC(Defense):
     }
 
     @classmethod
-    def check_params(cls, params: Params, ctx: BuildContext | None) -> None:
-        p: RDCParams = params  # type: ignore[assignment]
+    def check_params(cls, params: ParamsModel, ctx: BuildContext | None) -> None:
+        p = cast(RDCParams, params)
         ref = default_model_ref(p.diffusion_model, ctx, "-diffusion")
         if ref is None:
             return
@@ -147,10 +153,10 @@ class RDC(Defense):
                 hint=f"use n_timesteps <= {T}",
             )
 
-    def __init__(self, params: Params, ctx: BuildContext) -> None:
+    def __init__(self, params: ParamsModel, ctx: BuildContext) -> None:
         super().__init__(params, ctx)
         self._checkpoint = False
-        p: RDCParams = params  # type: ignore[assignment]
+        p = cast(RDCParams, params)
         ref = default_model_ref(p.diffusion_model, ctx, "-diffusion")
         assert ref is not None
         self.diffusion = load_diffusion(ctx, ref, "rdc params.diffusion_model")
@@ -180,7 +186,7 @@ class RDC(Defense):
     # ---- the diffusion classifier --------------------------------------------------------------
     def classify(self, x: Tensor) -> Tensor:
         """Logits ``-mean_i w_i ||eps(x_{t_i}, t_i, y) - eps_i||^2`` for every class y, shape (B, K)."""
-        p: RDCParams = self.params  # type: ignore[assignment]
+        p = cast(RDCParams, self.params)
         b, n, k = x.shape[0], self.cls_t.shape[0], self.num_classes
         x0 = to_diffusion(x)
         # (B, n, ...) noisy inputs, identical for every class
@@ -217,7 +223,7 @@ class RDC(Defense):
         return out
 
     def purify(self, x: Tensor, *, rng: SampleRNG | None = None) -> Tensor:
-        p: RDCParams = self.params  # type: ignore[assignment]
+        p = cast(RDCParams, self.params)
         if p.eta == 0:
             return x
         if rng is None:

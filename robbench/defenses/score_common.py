@@ -17,16 +17,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import torch
 from pydantic import BeforeValidator
-from torch import Tensor, nn
+from torch import Tensor
 
 from robbench.core.components import BuildContext
 from robbench.core.refs import ModelRef
 from robbench.core.threat import norm_of, parse_eps, project
 from robbench.errors import RobbenchError, SuiteError
+from robbench.models.generative import ScoreModel
 
 #: relative slack when comparing requested noise levels with a model's ladder
 LADDER_RTOL = 1e-4
@@ -73,7 +74,7 @@ def score_ladder(ref: ModelRef, ctx: BuildContext | None) -> Tensor:
     return sigmas.detach().double().cpu()
 
 
-def load_score_model(ref: ModelRef, ctx: BuildContext) -> nn.Module:
+def load_score_model(ref: ModelRef, ctx: BuildContext) -> ScoreModel:
     """Load (training a missing zoo model on first use) and check the ScoreModel protocol."""
     model = ctx.model(ref)
     sigmas = getattr(model, "sigmas", None)
@@ -82,7 +83,7 @@ def load_score_model(ref: ModelRef, ctx: BuildContext) -> nn.Module:
             f"score_model {ref.zoo or ref.arch!r} has no `sigmas` ladder: not a score model",
             hint="name a score model (e.g. digits-score)",
         )
-    return model
+    return cast(ScoreModel, model)  # an nn.Module with a 1-D `sigmas` ladder (checked above)
 
 
 def check_sigma_range(name: str, field: str, lo: float, hi: float, ladder: Tensor) -> None:
@@ -105,7 +106,7 @@ class ScoreEval:
     not depend on the batch size or the image's position in the batch.
     """
 
-    def __init__(self, model: nn.Module, micro_batch: int, counter: Callable[[int], None]) -> None:
+    def __init__(self, model: ScoreModel, micro_batch: int, counter: Callable[[int], None]) -> None:
         self.model = model
         self.micro_batch = int(micro_batch)
         self.counter = counter
@@ -215,7 +216,7 @@ class _CheckpointedStep(torch.autograd.Function):
     also works with inner ``torch.autograd.grad`` calls)."""
 
     @staticmethod
-    def forward(ctx, fn: StepFn, n_state: int, *tensors: Tensor) -> tuple[Tensor, ...]:  # type: ignore[no-untyped-def,override]
+    def forward(ctx: Any, fn: StepFn, n_state: int, *tensors: Tensor) -> tuple[Tensor, ...]:
         ctx.fn, ctx.n_state = fn, n_state
         ctx.save_for_backward(*tensors)
         state, consts = tensors[:n_state], tensors[n_state:]
@@ -223,7 +224,7 @@ class _CheckpointedStep(torch.autograd.Function):
         return tuple(o.detach() for o in out)
 
     @staticmethod
-    def backward(ctx, *grads: Tensor):  # type: ignore[no-untyped-def,override]
+    def backward(ctx: Any, *grads: Tensor) -> tuple[Tensor | None, ...]:
         tensors = ctx.saved_tensors
         needs = ctx.needs_input_grad[2:]
         inputs = [t.detach().requires_grad_(bool(n)) for t, n in zip(tensors, needs)]
@@ -260,7 +261,7 @@ def run_steps(
         if not differentiable:
             cur = tuple(t.detach() for t in fn([s.detach() for s in cur], [c.detach() for c in consts], False))
         elif checkpoint:
-            cur = _CheckpointedStep.apply(fn, len(cur), *cur, *consts)
+            cur = _CheckpointedStep.apply(fn, len(cur), *cur, *consts)  # type: ignore[no-untyped-call]
         else:
             cur = tuple(fn(list(cur), list(consts), True))
     return cur

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Sequence
+from typing import Literal, cast
 
 import torch
 from pydantic import Field, model_validator
 from torch import Tensor
 
-from robbench.core.components import BuildContext, Params
+from robbench.core.components import BuildContext, Params, ParamsModel
 from robbench.core.refs import ModelRef
 from robbench.core.seeding import SampleRNG
 from robbench.defenses.base import Defense
@@ -93,9 +94,9 @@ class ScoreOpt(Defense):
     stochastic = True
     example_params = {"score_model": "tiny-score-digits", "steps": 2, "loss": "sr", "variant": "n", "micro_batch": 16}
 
-    def __init__(self, params: Params, ctx: BuildContext) -> None:
+    def __init__(self, params: ParamsModel, ctx: BuildContext) -> None:
         super().__init__(params, ctx)
-        p: ScoreOptParams = params  # type: ignore[assignment]
+        p = cast(ScoreOptParams, params)
         self.score_model = load_score_model(p.score_model, ctx)
         check_sigma_range(
             "scoreopt", "sigma_min/sigma_max", p.sigma_min, p.sigma_max, self.score_model.sigmas.detach().double().cpu()
@@ -107,8 +108,8 @@ class ScoreOpt(Defense):
         self.evals += n
 
     @classmethod
-    def check_params(cls, params: Params, ctx: BuildContext | None) -> None:
-        p: ScoreOptParams = params  # type: ignore[assignment]
+    def check_params(cls, params: ParamsModel, ctx: BuildContext | None) -> None:
+        p = cast(ScoreOptParams, params)
         check_sigma_range("scoreopt", "sigma_min/sigma_max", p.sigma_min, p.sigma_max, score_ladder(p.score_model, ctx))
 
     def _denoise_many(self, z: Tensor, sigma: Tensor, noise: Tensor) -> Tensor:
@@ -120,7 +121,7 @@ class ScoreOpt(Defense):
 
     def loss(self, x: Tensor, x_a: Tensor, sigma: Tensor, eps1: Tensor, eps2: Tensor) -> Tensor:
         """The per-sample loss (B,) for noise levels ``sigma`` (B,) and draws ``eps1, eps2`` (B, K, ...)."""
-        p: ScoreOptParams = self.params  # type: ignore[assignment]
+        p = cast(ScoreOptParams, self.params)
         d1 = self._denoise_many(x, sigma, eps1)
         out = (d1 - x[:, None]).square().flatten(2).sum(2).mean(1)
         if p.loss == "mse":
@@ -131,10 +132,8 @@ class ScoreOpt(Defense):
             out = out + (d1 - d2).square().flatten(2).sum(2).mean(1)
         return out
 
-    def _step(
-        self, state: list[Tensor] | tuple[Tensor, ...], consts: list[Tensor] | tuple[Tensor, ...], create_graph: bool
-    ) -> tuple[Tensor, ...]:
-        p: ScoreOptParams = self.params  # type: ignore[assignment]
+    def _step(self, state: Sequence[Tensor], consts: Sequence[Tensor], create_graph: bool) -> tuple[Tensor, ...]:
+        p = cast(ScoreOptParams, self.params)
         x, m, v = state
         x_a, sigma, eps1, eps2, hyper = consts
         t = int(hyper[0])
@@ -143,7 +142,7 @@ class ScoreOpt(Defense):
         return x.clamp(0.0, 1.0), m, v
 
     def purify(self, x: Tensor, *, rng: SampleRNG | None = None) -> Tensor:
-        p: ScoreOptParams = self.params  # type: ignore[assignment]
+        p = cast(ScoreOptParams, self.params)
         if rng is None:
             raise RobbenchError(
                 "scoreopt is stochastic and needs a SampleRNG (its randomness comes only from it)",

@@ -3,7 +3,11 @@
 This package imports nothing heavy, so ``robbench ls`` can read docstrings without torch.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the lazy names below, typed for mypy (nothing is imported at run time)
+    from robbench.models.base import build_model as build_model
+    from robbench.models.base import init_weights as init_weights
 
 
 def __getattr__(name: str) -> Any:

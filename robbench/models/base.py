@@ -53,6 +53,9 @@ def build_model(arch: str, **config: Any) -> nn.Module:
 class Normalize(nn.Module):
     """Per-channel (x - mean) / std inside the model, so models take [0, 1] pixels."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))

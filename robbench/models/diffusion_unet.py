@@ -29,7 +29,14 @@ class DiffusionUNet(nn.Module):
     per-channel scale and shift; no attention layers (the zoo's models are small CPU models).
     """
 
+    betas: Tensor
+    alphas_cumprod: Tensor
+
     example_config: ClassVar[dict[str, Any]] = {"in_channels": 1, "channels": 8, "depth": 1, "timesteps": 20}
+
+    #: an input (C, H, W) that ``example_config`` accepts (the registry contract tests use it)
+
+    example_input_shape: ClassVar[tuple[int, int, int]] = (1, 8, 8)
 
     def __init__(
         self,
@@ -78,4 +85,5 @@ class DiffusionUNet(nn.Module):
     def predict_x0(self, x_t: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
         """The denoiser: ``x0_hat = (x_t - sqrt(1 - abar_t) eps_hat) / sqrt(abar_t)`` in [-1, 1] space."""
         abar = self.alphas_cumprod[t].view(-1, *[1] * (x_t.ndim - 1))
-        return (x_t - torch.sqrt(1 - abar) * self(x_t, t, y)) / torch.sqrt(abar)
+        eps_hat: Tensor = self(x_t, t, y)
+        return (x_t - torch.sqrt(1 - abar) * eps_hat) / torch.sqrt(abar)

@@ -70,7 +70,7 @@ class _ResBlock(nn.Module):
                 self.shortcut = nn.Conv2d(c_in, c_out, 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        h = self.conv1(F.elu(self.normalize1(x)))
+        h: Tensor = self.conv1(F.elu(self.normalize1(x)))
         h = self.conv2(F.elu(self.normalize2(h)))
         skip = x if self.shortcut is None else self.shortcut(x)
         return skip + h
@@ -143,7 +143,8 @@ class _Refine(nn.Module):
     def forward(self, xs: list[Tensor], shape: torch.Size) -> Tensor:
         hs = [a(x) for a, x in zip(self.adapt_convs, xs)]
         h = self.msf(hs, shape) if self.msf is not None and len(hs) > 1 else hs[0]
-        return self.output_convs(self.crp(h))
+        out: Tensor = self.output_convs(self.crp(h))
+        return out
 
 
 class NCSNv2(nn.Module):
@@ -160,7 +161,13 @@ class NCSNv2(nn.Module):
     ``checkpoint_*.pth`` with ``format: ncsnv2`` (:mod:`robbench.zoo.external`).
     """
 
+    sigmas: Tensor
+
     example_config: ClassVar[dict[str, Any]] = {"in_channels": 1, "ngf": 4, "num_scales": 5, "sigma_max": 1.0}
+
+    #: an input (C, H, W) that ``example_config`` accepts (the registry contract tests use it)
+
+    example_input_shape: ClassVar[tuple[int, int, int]] = (1, 8, 8)
 
     def __init__(
         self,

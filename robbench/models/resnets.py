@@ -51,6 +51,10 @@ class ResNet20(nn.Module):
 
     example_config: ClassVar[dict[str, Any]] = {"depth": 8, "width": 4, "in_channels": 1, "mean": 0.5, "std": 0.5}
 
+    #: an input (C, H, W) that ``example_config`` accepts (the registry contract tests use it)
+
+    example_input_shape: ClassVar[tuple[int, int, int]] = (1, 8, 8)
+
     def __init__(
         self,
         depth: int = 20,
@@ -100,7 +104,7 @@ class _WideBasic(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         a = F.relu(self.bn1(x))
-        h = self.conv2(F.relu(self.bn2(self.conv1(a))))
+        h: Tensor = self.conv2(F.relu(self.bn2(self.conv1(a))))
         skip = x if self.convShortcut is None else self.convShortcut(a)
         return skip + h
 
@@ -129,6 +133,10 @@ class WideResNet(nn.Module):
     """
 
     example_config: ClassVar[dict[str, Any]] = {"depth": 10, "widen_factor": 1, "in_channels": 1}
+
+    #: an input (C, H, W) that ``example_config`` accepts (the registry contract tests use it)
+
+    example_input_shape: ClassVar[tuple[int, int, int]] = (1, 8, 8)
 
     def __init__(
         self,

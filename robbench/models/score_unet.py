@@ -29,7 +29,13 @@ class ScoreUNet(nn.Module):
     accepted, not only the ladder's levels.
     """
 
+    sigmas: Tensor
+
     example_config: ClassVar[dict[str, Any]] = {"in_channels": 1, "channels": 8, "depth": 1, "num_scales": 4}
+
+    #: an input (C, H, W) that ``example_config`` accepts (the registry contract tests use it)
+
+    example_input_shape: ClassVar[tuple[int, int, int]] = (1, 8, 8)
 
     def __init__(
         self,

@@ -19,6 +19,10 @@ class SmallCNN(nn.Module):
 
     example_config: ClassVar[dict[str, Any]] = {"in_channels": 1, "width": 4}
 
+    #: an input (C, H, W) that ``example_config`` accepts (the registry contract tests use it)
+
+    example_input_shape: ClassVar[tuple[int, int, int]] = (1, 8, 8)
+
     def __init__(
         self, in_channels: int = 1, num_classes: int = 10, width: int = 32, mean: float = 0.5, std: float = 0.5
     ) -> None:

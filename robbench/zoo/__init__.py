@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -12,6 +12,9 @@ from torch import nn
 from robbench.errors import CheckpointError
 from robbench.zoo.recipes import Recipe, get_recipe, recipes
 from robbench.zoo.store import ZooStore, default_zoo_dir, load_state_dict
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 __all__ = [
     "Recipe",
@@ -26,7 +29,7 @@ __all__ = [
 ]
 
 
-def _progress_bar(description: str, total: int):  # type: ignore[no-untyped-def]
+def _progress_bar(description: str, total: int) -> tuple[Progress, TaskID]:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     prog = Progress(

@@ -3,7 +3,7 @@ generators; no dropout; CPU kernels are deterministic."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -26,7 +26,7 @@ def trainer(name: str) -> Callable[[Callable[..., dict[str, Any]]], Callable[...
     return deco
 
 
-def batches(n: int, batch_size: int, steps: int, seed: int):  # type: ignore[no-untyped-def]
+def batches(n: int, batch_size: int, steps: int, seed: int) -> Iterator[Tensor]:
     """Index batches for ``steps`` steps, reshuffled every epoch from a seeded generator."""
     g = generator(derive_seed(seed, "batches"))
     perm = torch.randperm(n, generator=g)
@@ -71,7 +71,7 @@ def train_classifier(
     for step, idx in resumed_batches(len(train), bs, steps, recipe.seed, start):
         loss = F.cross_entropy(model(train.x[idx]), train.y[idx])
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         opt.step()
         sched.step()
         progress(step + 1, loss.item())

@@ -4,12 +4,13 @@ PurSAMERE's classifier augmentation (``classifier_augment``)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from robbench.core.budget import Norm
 from robbench.core.seeding import SampleRNG
 from robbench.core.threat import ThreatModel, parse_eps
 from robbench.data.base import DataSplit
@@ -39,7 +40,7 @@ def pgd_examples(
 
 
 def _threat(cfg: dict[str, Any]) -> ThreatModel:
-    return ThreatModel(str(cfg.get("norm", "linf")), parse_eps(cfg.get("eps", 0.1)))  # type: ignore[arg-type]
+    return ThreatModel(cast(Norm, str(cfg.get("norm", "linf"))), parse_eps(cfg.get("eps", 0.1)))
 
 
 def pgd_accuracy(
@@ -108,7 +109,7 @@ def train_adversarial(
         model.train()
         loss = F.cross_entropy(model(x_adv), y)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         opt.step()
         sched.step()
         progress(step + 1, loss.item())
@@ -203,7 +204,7 @@ def train_classifier_augment(
         y = train.y[idx]
         loss = (F.cross_entropy(model(train.x[idx]), y) + F.cross_entropy(model(x_pur[idx]), y)) / 2
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         opt.step()
         sched.step()
         progress(step + 1, loss.item())

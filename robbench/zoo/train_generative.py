@@ -8,7 +8,7 @@ per-step generators derived from the recipe's seed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -47,7 +47,7 @@ def _step(opt: torch.optim.Optimizer, model: nn.Module, loss: Tensor, lr: float,
     for group in opt.param_groups:
         group["lr"] = lr
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    loss.backward()  # type: ignore[no-untyped-call]
     if clip > 0:
         torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
     opt.step()
@@ -58,7 +58,7 @@ def denoising_mse(
     model: nn.Module, x: Tensor, sigmas: tuple[float, ...] = EVAL_SIGMAS, seed: int = 0, batch_size: int = 256
 ) -> dict[str, float]:
     """MSE to the clean images of the Tweedie denoiser and of the noisy input, at each sigma."""
-    from robbench.models.generative import tweedie
+    from robbench.models.generative import ScoreModel, tweedie
 
     model.eval()
     out: dict[str, float] = {}
@@ -69,7 +69,7 @@ def denoising_mse(
         for i in range(0, x.shape[0], batch_size):
             xb = x[i : i + batch_size]
             xn = xb + sigma * noise[i : i + batch_size]
-            den += float(((tweedie(model, xn, sigma) - xb) ** 2).sum())  # type: ignore[arg-type]
+            den += float(((tweedie(cast(ScoreModel, model), xn, sigma) - xb) ** 2).sum())
             noisy += float(((xn - xb) ** 2).sum())
         n = x.numel()
         out[f"denoise_mse@{sigma:g}"] = den / n
@@ -101,7 +101,7 @@ def train_dsm(
     cfg = recipe.train
     steps, bs = int(cfg.get("steps", 1000)), int(cfg.get("batch_size", 128))
     clip = float(cfg.get("grad_clip", 1.0))
-    sigmas = model.sigmas.detach().clone()
+    sigmas = cast(Tensor, model.sigmas).detach().clone()
     opt = _optimizer(model, cfg)
     ema = EMA(model, float(cfg.get("ema", 0.999)))
     ckpt = checkpointer or Checkpointer(recipe, zoo_dir, steps, checkpoint_every)
@@ -143,7 +143,7 @@ def x0_mse(
     from robbench.models.generative import from_diffusion, to_diffusion
 
     model.eval()
-    abar_all = model.alphas_cumprod
+    abar_all = cast(Tensor, model.alphas_cumprod)
     T = abar_all.shape[0]
     out: dict[str, float] = {}
     for f in fractions:
@@ -199,9 +199,9 @@ def train_ddpm(
     steps, bs = int(cfg.get("steps", 1000)), int(cfg.get("batch_size", 128))
     clip = float(cfg.get("grad_clip", 1.0))
     p_uncond = float(cfg.get("p_uncond", 0.1))
-    abar_all = model.alphas_cumprod.detach().clone()
+    abar_all = cast(Tensor, model.alphas_cumprod).detach().clone()
     T = abar_all.shape[0]
-    null = int(model.num_classes)
+    null = int(cast(int, model.num_classes))
     opt = _optimizer(model, cfg)
     ema = EMA(model, float(cfg.get("ema", 0.999)))
     ckpt = checkpointer or Checkpointer(recipe, zoo_dir, steps, checkpoint_every)
