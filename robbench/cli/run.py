@@ -43,7 +43,8 @@ def validate(
 
 
 _SUBMITIT = "submitit (Slurm; pip install 'robbench\\[submitit]')"
-OutDir = Annotated[Path | None, typer.Option("--out", help="results directory (default results/SUITE_NAME)")]
+# a string, not a Path: Typer would turn ``--out ""`` into "." (the current directory)
+OutDir = Annotated[str | None, typer.Option("--out", help="results directory (default results/SUITE_NAME)")]
 Device = Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N")]
 BatchSize = Annotated[int | None, typer.Option("--batch-size", min=1, help="samples per batch (does not change rows)")]
 Fresh = Annotated[bool, typer.Option("--fresh", help="delete stored rows and recompute everything")]

@@ -64,8 +64,14 @@ class ResultsDir:
     @contextmanager
     def lock(self) -> Iterator[None]:
         """Exclusive lock for a run; a second run into the same directory is refused."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        fh = open(self.root / ".lock", "a+")  # noqa: SIM115 - held open (locked) for the whole run
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fh = open(self.root / ".lock", "a+")  # noqa: SIM115 - held open (locked) for the whole run
+        except OSError as exc:
+            raise ResultsError(
+                f"cannot write the results directory {self.root}: {exc.strerror}",
+                hint="choose a --out on a writable disk",
+            ) from None
         try:
             try:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -9,6 +9,7 @@ the run has started, marks the manifest ``aborted`` and keeps the rows already s
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -59,6 +60,8 @@ def prepare(
     """Read and check the suite (once), plan it, and name its results directory."""
     suite, text = read_suite(suite_path)
     check_suite(suite, data_dir=data_dir)
+    if out is not None and not str(out).strip():
+        raise ResultsError("--out is empty", hint="pass a results folder, e.g. --out results/mine")
     plan = Plan(suite, suite_text=text, data_dir=data_dir, zoo_dir=zoo_dir)
     return plan, ResultsDir(out if out is not None else default_out(suite))
 
@@ -84,6 +87,19 @@ def guard_results_dir(rd: ResultsDir, suite: Suite) -> None:
         raise ResultsError(
             f"{rd.root} holds results of suite {manifest.get('suite_name')!r}, not {suite.name!r}",
             hint="choose another --out",
+        )
+    _check_writable(rd.root)
+
+
+def _check_writable(root: Path) -> None:
+    """A read-only --out (or a parent of it) is one clear error, before anything is written."""
+    existing = root
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ResultsError(
+            f"--out {root}: {existing} is not writable (read-only mount or permissions)",
+            hint="choose a --out on a writable disk",
         )
 
 

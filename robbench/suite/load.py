@@ -45,8 +45,13 @@ def parse_suite(text: str, source: str = "<suite>") -> Suite:
     """Parse and validate the document structure (no registry or data checks)."""
     from robbench.suite.strict_yaml import load_yaml
 
+    _check_depth(text, source)
     try:
         raw = load_yaml(text, source)  # safe loader; tags, duplicate keys and alias bombs refused
+    except RecursionError:
+        raise SuiteError(
+            f"{source}: nested too deeply to parse (limit {MAX_DEPTH} levels)", hint="write the suite out plainly"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -63,9 +68,45 @@ def parse_suite(text: str, source: str = "<suite>") -> Suite:
         raise SuiteError(f"{source}{at}: {format_validation_error(exc, 'suite')}") from None
 
 
+#: the largest suite file read (a suite is a few kB; the biggest shipped one is under 10 kB)
+MAX_SUITE_BYTES = 1_000_000
+#: the deepest nesting of lists and mappings accepted (a suite needs 5 levels)
+MAX_DEPTH = 64
+
+
 def read_suite(path: str | Path) -> tuple[Suite, str]:
+    """Read and parse a suite file; every problem is one :class:`SuiteError` naming the fix."""
     p = Path(path)
     if not p.is_file():
         raise SuiteError(f"suite file {p} not found", hint="pass the path of a suite YAML, e.g. suites/quickstart.yaml")
-    text = p.read_text(encoding="utf-8")
+    size = p.stat().st_size
+    if size > MAX_SUITE_BYTES:
+        raise SuiteError(
+            f"suite file {p} is {size / 1e6:.1f} MB; a suite is a few kB (limit {MAX_SUITE_BYTES // 1000} kB)",
+            hint="select samples with n_samples/offset instead of long index lists, and keep data out of the suite",
+        )
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = p.read_bytes()[: exc.start].count(b"\n") + 1
+        raise SuiteError(
+            f"suite file {p} is not UTF-8 text (byte 0x{p.read_bytes()[exc.start]:02x} at line {line})",
+            hint="save the file as UTF-8",
+        ) from None
     return parse_suite(text, str(p)), text
+
+
+def _check_depth(text: str, source: str) -> None:
+    """Refuse absurd nesting before the YAML parser recurses into it (it would exhaust the stack)."""
+    depth = deepest = 0
+    for ch in text:
+        if ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    if deepest > MAX_DEPTH:
+        raise SuiteError(
+            f"{source}: lists or mappings nested {deepest} deep (limit {MAX_DEPTH})",
+            hint="a suite needs a few levels of nesting; write it out plainly",
+        )
