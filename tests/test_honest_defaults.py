@@ -201,3 +201,33 @@ def test_large_eps_flags_the_quantize_canary_on_a_class_sorted_sample(
     large = [c for c in json.loads((out / "manifest.json").read_text())["checks"] if c["check"] == "large-eps"]
     assert large and any(c["status"] == "flag" for c in large), large
     assert all(c["threshold"] < 1.0 for c in large if "threshold" in c)
+
+
+# ---- AutoAttack on a randomised defense ---------------------------------------------------------
+def test_autoattack_rand_on_random_phase_is_not_above_pgd_eot(write_suite: Any, tmp_path: Path, zoo_dir: Path) -> None:
+    from robbench.report.stats import wilson
+
+    suite = base_suite(
+        data={"dataset": "digits", "n_samples": 48},
+        defenses=[{"name": "random_phase", "params": {"amplitude": 0.05, "frequency": 60.0}}],
+        attacks=[
+            {"id": "AA-rand", "name": "autoattack", "params": {"version": "rand", "apgd_iter": 10, "eot_iter": 4}},
+            {"id": "PGD10-EoT4", "name": "pgd", "params": {"steps": 10}, "gradient": "full", "eot": 4},
+        ],
+        threats=[{"norm": "linf", "eps": 0.1}],
+    )
+    out = tmp_path / "res"
+    res = runner.invoke(
+        app,
+        ["run", str(write_suite(suite)), "--out", str(out), "--zoo-dir", str(zoo_dir), "--quiet", "--table", "none"],
+    )
+    assert res.exit_code == 0, res.output
+    loaded = load_results(out)
+    s = summarize(loaded.rows, loaded.manifest).set_index("attack")
+    aa, pgd = float(s.loc["AA-rand", "accuracy"]), float(s.loc["PGD10-EoT4", "accuracy"])
+    n = int(s.loc["PGD10-EoT4", "n"])
+    lo, hi = wilson(pgd * n, n)
+    assert aa <= pgd + (hi - pgd), (aa, pgd, hi)
+    # every point was attacked: the returned images are not the clean ones
+    rows = loaded.rows[loaded.rows["attack"] == "AA-rand"]
+    assert (rows["pert_linf"] > 0).mean() > 0.9

@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 from torch import Tensor
 
 from robbench.attacks._thirdparty import LIBRARY_NORMS, captured_log, run_library
+from robbench.attacks.autoattack_rand import run_every_point
 from robbench.attacks.base import Attack
 from robbench.attacks.target import Target
 from robbench.core.components import BuildContext, Params
@@ -134,7 +135,10 @@ class AutoAttack(Attack):
     the real defense, so AutoAttack's robust flags become the rows' ``adv_correct``. pyautoattack's
     own warnings (randomised defense, softmax outputs, ...) are collected in ``messages``, not printed;
     robbench's ``checks`` report the same conditions in the manifest. The suite's ``eot:`` does not
-    apply (use ``version: rand`` or ``eot_iter``).
+    apply (use ``version: rand`` or ``eot_iter``). On a stochastic target (fresh draws) the library's
+    single-draw shortcuts (skip points one clean draw misclassifies, return the clean image of every
+    point it did not break) would flatter the defense: robbench runs each APGD on every point instead
+    and keeps its best-loss iterate (:mod:`robbench.attacks.autoattack_rand`).
     """
 
     Params = AutoAttackParams
@@ -172,10 +176,16 @@ class AutoAttack(Attack):
         assert threat is not None
         p: AutoAttackParams = self.params  # type: ignore[assignment]
 
+        every_point = not target.deterministic  # a randomised target: no single-draw shortcuts
+
         def call(t: Target, xb: Tensor, yb: Tensor, seed: int) -> Tensor:
-            aa = build_autoattack(t.as_module(), p, threat, seed, xb.device)
+            module = t.as_module()
+            aa = build_autoattack(module, p, threat, seed, xb.device)
             tracer = sys.gettrace()  # pyautoattack's dynamic-defense check ends with sys.settrace(None)
             try:
+                if every_point:
+                    draws = p.eot_iter or (20 if p.version == "rand" else 1)
+                    return run_every_point(aa, module, _attack_list(p), xb, yb, draws)
                 x_adv, _ = aa.run_standard_evaluation(xb, yb, batch_size=xb.shape[0])
             finally:
                 sys.settrace(tracer)
