@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from pydantic import Field, model_validator
@@ -13,7 +13,7 @@ from robbench.attacks._thirdparty import LIBRARY_NORMS, captured_log, run_librar
 from robbench.attacks.autoattack_rand import run_every_point
 from robbench.attacks.base import Attack
 from robbench.attacks.target import Target
-from robbench.core.components import BuildContext, Params
+from robbench.core.components import BuildContext, Params, ParamsModel
 from robbench.core.seeding import SampleRNG
 from robbench.core.threat import ThreatModel
 from robbench.errors import SuiteError
@@ -95,7 +95,7 @@ def build_autoattack(model: Any, p: AutoAttackParams, threat: ThreatModel, seed:
         seed=int(seed),
         device=device,
         version=p.version,
-        attacks=list(p.attacks) if p.version == "custom" else None,
+        attacks=list(p.attacks or []) if p.version == "custom" else None,
     )
     aa.verbose = False
     if p.apgd_iter is not None:
@@ -146,14 +146,14 @@ class AutoAttack(Attack):
     supports_eot = False
     example_params = {"version": "custom", "attacks": ["apgd-ce", "square"], "apgd_iter": 5, "square_queries": 20}
 
-    def __init__(self, params: Params) -> None:
+    def __init__(self, params: ParamsModel) -> None:
         super().__init__(params)
         self.messages: list[str] = []
 
     @classmethod
-    def check_params(cls, params: Params, ctx: BuildContext | None) -> None:
+    def check_params(cls, params: ParamsModel, ctx: BuildContext | None) -> None:
         _import_pyautoattack()
-        p: AutoAttackParams = params  # type: ignore[assignment]
+        p = cast(AutoAttackParams, params)
         if ctx is None:
             return
         n_cls = ctx.dataset.num_classes
@@ -233,7 +233,7 @@ class Square(Attack):
     example_params = {"n_queries": 30}
 
     @classmethod
-    def check_params(cls, params: Params, ctx: BuildContext | None) -> None:
+    def check_params(cls, params: ParamsModel, ctx: BuildContext | None) -> None:
         _import_pyautoattack()
 
     def run(self, target: Target, x: Tensor, y: Tensor, threat: ThreatModel | None, *, rng: SampleRNG) -> Tensor:

@@ -47,7 +47,8 @@ def _library(aa: Any, name: str, x: Tensor, y: Tensor) -> Tensor:
         out = aa.run_standard_evaluation(x, y, batch_size=x.shape[0])
     finally:
         aa.attacks_to_run = old
-    return out[0] if isinstance(out, tuple) else out
+    adv: Tensor = out[0] if isinstance(out, tuple) else out
+    return adv
 
 
 def run_every_point(aa: Any, model: nn.Module, attacks: list[str], x: Tensor, y: Tensor, draws: int) -> Tensor:

@@ -69,7 +69,8 @@ def steepest_step(grad: Tensor, norm: str, l1_sparsity: float, x: Tensor | None 
     if norm == "linf":
         return grad.sign()
     if norm == "l2":
-        return (g / g.norm(dim=1, keepdim=True).clamp_min(1e-12)).view(shape)
+        unit: Tensor = g / g.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        return unit.view(shape)
     return l1_step(g, l1_sparsity, x.flatten(1) if x is not None else None).view(shape)
 
 

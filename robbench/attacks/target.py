@@ -54,11 +54,11 @@ class _StraightThrough(torch.autograd.Function):
     """Forward: the purified image. Backward: the identity (BPDA)."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, purified: Tensor) -> Tensor:  # type: ignore[no-untyped-def,override]
+    def forward(ctx, x: Tensor, purified: Tensor) -> Tensor:  # type: ignore[no-untyped-def]
         return purified.clone()
 
     @staticmethod
-    def backward(ctx, grad: Tensor):  # type: ignore[no-untyped-def,override]
+    def backward(ctx, grad: Tensor):  # type: ignore[no-untyped-def]
         return grad, None
 
 
@@ -136,18 +136,21 @@ class Target:
 
     def _logits(self, x: Tensor, rng: SampleRNG | None) -> Tensor:
         if self.surrogate is not None:
-            return self.surrogate(x)
+            out: Tensor = self.surrogate(x)
+            return out
         if self.gradient == "classifier":
             return self.defense.classify(x)
         rng = self._rng_for(rng)
         if self.gradient == "full":
-            return self.defense(x, rng)
+            full: Tensor = self.defense(x, rng)
+            return full
         if self.gradient == "bpda":
             with torch.no_grad():
                 purified = self.defense.purify(x.detach(), rng=rng)
-            return self.defense.classify(_StraightThrough.apply(x, purified))
+            return self.defense.classify(_StraightThrough.apply(x, purified))  # type: ignore[no-untyped-call]
         if self.gradient == "custom":
-            return self.defense.custom_logits(x, rng)  # type: ignore[attr-defined]
+            custom: Tensor = getattr(self.defense, "custom_logits")(x, rng)  # noqa: B009 - optional method
+            return custom
         raise ValueError(f"unknown gradient mode {self.gradient!r}")
 
     def logits(self, x: Tensor) -> Tensor:
@@ -182,7 +185,7 @@ class Target:
                 xr = xg.repeat(kc, 1, 1, 1)
                 logits = self._logits(xr, self._eot_rng.select(idx))
                 losses = loss_fn(logits, y.repeat(kc))
-                losses.sum().backward()
+                losses.sum().backward()  # type: ignore[no-untyped-call]
                 total += losses.detach().view(kc, b).sum(0)
                 if first_logits is None:
                     first_logits = logits.detach()[:b]
@@ -192,7 +195,7 @@ class Target:
             for j in range(k):
                 logits = self._logits(xg, self._eot_rng.select(range(j * b, (j + 1) * b)))
                 losses = loss_fn(logits, y)
-                losses.sum().backward()
+                losses.sum().backward()  # type: ignore[no-untyped-call]
                 total += losses.detach()
                 if first_logits is None:
                     first_logits = logits.detach()
@@ -238,7 +241,7 @@ class _TargetModule(nn.Module):
         t.forwards += 1
         logits = t._logits(x, rng)
         if logits.requires_grad:
-            logits.register_hook(self._count_backward)
+            logits.register_hook(self._count_backward)  # type: ignore[no-untyped-call]
         return logits
 
     def _count_backward(self, grad: Tensor) -> None:

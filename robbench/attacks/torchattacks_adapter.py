@@ -16,7 +16,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 from pydantic import Field
 from torch import Tensor
@@ -24,7 +24,7 @@ from torch import Tensor
 from robbench.attacks._thirdparty import LIBRARY_NORMS, run_library
 from robbench.attacks.base import Attack
 from robbench.attacks.target import Target
-from robbench.core.components import BuildContext, Params
+from robbench.core.components import BuildContext, Params, ParamsModel
 from robbench.core.seeding import SampleRNG
 from robbench.core.threat import ThreatModel
 from robbench.errors import RegistryError, SuiteError
@@ -111,7 +111,7 @@ def class_norms(name: str, klass: type) -> frozenset[str]:
     """Norms a torchattacks class can be run at: the table above, else read from its signature."""
     if name in KNOWN_NORMS:
         return KNOWN_NORMS[name]
-    sig = inspect.signature(klass.__init__).parameters
+    sig = inspect.signature(klass).parameters
     if "norm" in sig:
         return frozenset({"linf", "l2"})
     if "eps" in sig:
@@ -202,9 +202,9 @@ class TorchAttack(Attack):
         return getattr(import_torchattacks(), cls.attack_class)  # type: ignore[no-any-return]
 
     @classmethod
-    def check_params(cls, params: Params, ctx: BuildContext | None) -> None:
+    def check_params(cls, params: ParamsModel, ctx: BuildContext | None) -> None:
         klass = cls._class()
-        p: TorchAttackParams = params  # type: ignore[assignment]
+        p = cast(TorchAttackParams, params)
         reserved = sorted(RESERVED & set(p.kwargs))
         if reserved:
             raise SuiteError(
@@ -212,7 +212,7 @@ class TorchAttack(Attack):
                 "come from the suite's threats)",
                 hint=f"remove {reserved} from kwargs",
             )
-        sig = inspect.signature(klass.__init__).parameters
+        sig = inspect.signature(klass).parameters
         if not any(v.kind is inspect.Parameter.VAR_KEYWORD for v in sig.values()):
             accepted = [k for k in sig if k not in ("self", "model") and k not in RESERVED]
             unknown = sorted(set(p.kwargs) - set(accepted))
@@ -226,7 +226,7 @@ class TorchAttack(Attack):
         assert threat is not None
         klass = self._class()
         p: TorchAttackParams = self.params  # type: ignore[assignment]
-        sig = inspect.signature(klass.__init__).parameters
+        sig = inspect.signature(klass).parameters
 
         def call(t: Target, xb: Tensor, yb: Tensor, seed: int) -> Tensor:
             kw = dict(p.kwargs)
