@@ -226,8 +226,8 @@ def test_autoattack_rand_on_random_phase_is_not_above_pgd_eot(write_suite: Any, 
     s = summarize(loaded.rows, loaded.manifest).set_index("attack")
     aa, pgd = float(s.loc["AA-rand", "accuracy"]), float(s.loc["PGD10-EoT4", "accuracy"])
     n = int(s.loc["PGD10-EoT4", "n"])
-    lo, hi = wilson(pgd * n, n)
-    assert aa <= pgd + (hi - pgd), (aa, pgd, hi)
+    _, hi = wilson(pgd * n, n)
+    assert aa <= hi, (aa, pgd, hi)  # no higher than PGD+EoT plus the upper half of its 95 % CI
     # every point was attacked: the returned images are not the clean ones
     rows = loaded.rows[loaded.rows["attack"] == "AA-rand"]
     assert (rows["pert_linf"] > 0).mean() > 0.9
