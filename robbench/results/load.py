@@ -46,7 +46,10 @@ def _notes(manifest: Manifest, df: pd.DataFrame, ignored: int) -> list[str]:
         if partial:
             notes.append(f"{partial} of {len(cells)} cells have fewer than the suite's {manifest.n_samples} samples")
     if manifest.checks is None:
-        notes.append("the false-robustness checks were not run for these rows (--no-checks): rerun without it")
+        notes.append(
+            "the false-robustness checks were not run for these rows (--no-checks, or the run stopped before them): "
+            "rerun the suite without --no-checks"
+        )
     return notes
 
 
