@@ -147,6 +147,7 @@ class PGD(Attack):
             )
 
         def on_defense(x_adv: Tensor, y: Tensor, _: Tensor | None) -> tuple[Tensor, Tensor]:
+            target.forwards += 1  # the real defense's forward is part of the attack's cost
             with torch.no_grad():
                 logits = target.defense(x_adv, target._rng_for(target.rng))
             return LOSSES[p.loss](logits, y), logits.argmax(1) != y
