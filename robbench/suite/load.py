@@ -85,12 +85,13 @@ def read_suite(path: str | Path) -> tuple[Suite, str]:
             f"suite file {p} is {size / 1e6:.1f} MB; a suite is a few kB (limit {MAX_SUITE_BYTES // 1000} kB)",
             hint="select samples with n_samples/offset instead of long index lists, and keep data out of the suite",
         )
+    raw = p.read_bytes()
     try:
-        text = p.read_bytes().decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = p.read_bytes()[: exc.start].count(b"\n") + 1
+        line = raw[: exc.start].count(b"\n") + 1
         raise SuiteError(
-            f"suite file {p} is not UTF-8 text (byte 0x{p.read_bytes()[exc.start]:02x} at line {line})",
+            f"suite file {p} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at line {line})",
             hint="save the file as UTF-8",
         ) from None
     return parse_suite(text, str(p)), text
