@@ -11,7 +11,6 @@ downloaded, trained or written.
 from __future__ import annotations
 
 import importlib.metadata as md
-import os
 import platform
 import sys
 from dataclasses import asdict, dataclass
@@ -122,17 +121,17 @@ def device() -> list[Finding]:
     mps = getattr(torch.backends, "mps", None)
     if mps is not None and mps.is_available():
         out.append(Finding("device", "mps", "info", "Apple MPS available (robbench runs on cpu or cuda)"))
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
+    from robbench.run.threads import choose_threads
+
+    choice = choose_threads(None)
     out.append(
         Finding(
             "device",
             "cpu threads",
-            "ok",
-            f"torch uses {torch.get_num_threads()} of {cores} usable cores",
-            None if torch.get_num_threads() <= cores else "pass --threads N to robbench run",
+            "ok" if choice.threads == choice.cores else "info",
+            f"robbench run would use {choice.threads} of {choice.cores} usable cores now"
+            + ("" if choice.load is None else f" (load average {choice.load:.2f})"),
+            None if choice.threads == choice.cores else "other jobs hold the rest; --threads N overrides",
         )
     )
     out.append(

@@ -29,10 +29,13 @@ def zoo_train(
     from robbench.zoo import get_recipe, train_recipe
 
     try:
-        if threads:
-            import torch
+        import torch
 
-            torch.set_num_threads(threads)
+        from robbench.run.threads import choose_threads
+
+        choice = choose_threads(threads)
+        torch.set_num_threads(choice.threads)
+        err.print(choice.describe(), highlight=False)
         recipe = get_recipe(name).with_overrides(steps=steps, dataset=dataset)
         manifest = train_recipe(recipe, zoo_dir=zoo_dir, data_dir=data_dir, checkpoint_every=checkpoint_every)
     except RobbenchError as exc:

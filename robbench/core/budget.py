@@ -40,11 +40,18 @@ def parse_eps(value: float | int | str) -> float:
 
 
 def format_eps(eps: float) -> str:
-    """Render a budget the way papers write it: ``8/255`` when it is one, else a short decimal."""
+    """Render a budget the way papers write it: ``8/255`` when it is one, a short decimal (``0.1``) when
+    there is one, ``0.5/255`` for a quarter-step fraction of 255 (not ``0.00196078``), else ``%g``."""
     frac = Fraction(eps).limit_denominator(255)
     if frac.denominator == 255 and abs(float(frac) - eps) < 1e-9:
         return f"{frac.numerator}/255"
-    return f"{eps:g}"
+    short = f"{eps:g}"
+    if len(short.lstrip("-0.")) <= 4 and "e" not in short:
+        return short
+    quarters = round(eps * 255 * 4)
+    if quarters and abs(quarters / 4 / 255 - eps) < 1e-12:
+        return f"{quarters / 4:g}/255"
+    return short
 
 
 def max_eps(norm: str, dim: int) -> float:

@@ -31,14 +31,17 @@ class NoParams(Params):
     """A component without parameters."""
 
 
-def format_validation_error(exc: ValidationError, where: str) -> str:
-    """One line per problem: ``where.field: message``."""
+def format_validation_error(exc: ValidationError, where: str, model: type[BaseModel] | None = None) -> str:
+    """One line per problem: ``where.field: message``; an unknown key of ``model`` gets "did you mean"."""
+    from robbench.core.keys import did_you_mean, keys_at
+
     lines = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"])
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
-            msg = "unknown key"
+            known = keys_at(model, tuple(err["loc"])) if model is not None and err["loc"] else []
+            msg = "unknown key" + did_you_mean(str(err["loc"][-1]), known)
         lines.append(f"{where}.{loc}: {msg}" if loc else f"{where}: {msg}")
     more = f"; and {len(lines) - 3} more" if len(lines) > 3 else ""
     return "; ".join(lines[:3]) + more
@@ -49,7 +52,7 @@ def parse_params(cls: type[Params], raw: dict[str, Any] | None, where: str) -> P
     try:
         return cls.model_validate(raw or {})
     except ValidationError as exc:
-        raise SuiteError(format_validation_error(exc, where)) from None
+        raise SuiteError(format_validation_error(exc, where, cls)) from None
 
 
 @dataclass

@@ -15,7 +15,6 @@ those units. The coordinating process holds the results directory's lock for the
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from robbench.run.backends.pool import PoolBackend
 from robbench.run.backends.worker import worker_spec
 from robbench.run.options import ExecOptions
 from robbench.run.progress import ProgressBar
+from robbench.run.threads import choose_threads
 from robbench.run.unit import UnitRunner
 
 ERROR_PREFIX = "unit failed"
@@ -104,13 +104,6 @@ def stages(runner: UnitRunner, keys: list[UnitKey]) -> list[list[UnitKey]]:
     return [by_stage[s] for s in sorted(by_stage)]
 
 
-def cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
 def make_backend(
     runner: UnitRunner, keys: list[UnitKey], opts: ExecOptions, *, device: str, threads: int | None, checks: bool
 ) -> Backend:
@@ -119,7 +112,7 @@ def make_backend(
         return InProcessBackend(runner)
     if opts.executor == "local":
         pool = PoolBackend(
-            worker_spec(runner, device, opts, threads or max(1, cpu_count() // opts.workers)), opts.workers
+            worker_spec(runner, device, opts, threads or choose_threads(None, opts.workers).threads), opts.workers
         )
         if keys:
             if checks:

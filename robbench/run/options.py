@@ -131,7 +131,7 @@ def exec_options(options: ExecOptions | dict[str, Any] | None = None, **kwargs: 
     except ValidationError as exc:
         from robbench.core.components import format_validation_error
 
-        raise ExecutorError(format_validation_error(exc, "execution")) from None
+        raise ExecutorError(format_validation_error(exc, "execution", ExecOptions)) from None
     if opts.executor not in EXECUTORS:
         raise ExecutorError(f"unknown executor {opts.executor!r}", hint=f"use one of: {', '.join(EXECUTORS)}")
     given = [flag for name, flag in _SUBMITIT_ONLY.items() if getattr(opts, name) is not None]

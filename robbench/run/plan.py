@@ -34,10 +34,18 @@ class Plan:
     """Everything resolved for a checked suite: data set, sample positions, cells, identities."""
 
     def __init__(
-        self, suite: Suite, *, suite_text: str = "", data_dir: str | None = None, zoo_dir: str | None = None
+        self,
+        suite: Suite,
+        *,
+        suite_text: str = "",
+        data_dir: str | None = None,
+        zoo_dir: str | None = None,
+        base_dir: str | None = None,
     ) -> None:
         self.suite = suite
         self.suite_text = suite_text
+        #: the suite file's folder (relative checkpoint paths in ``suite_text`` resolve against it)
+        self.base_dir = base_dir
         self.data_dir = data_dir or suite.data.data_dir
         self.zoo_dir = zoo_dir
         self.dataset = load_dataset(suite.data.dataset, self.data_dir)

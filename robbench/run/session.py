@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ from robbench.run.faults import fault_report
 from robbench.run.options import ExecOptions, exec_options
 from robbench.run.plan import Plan, plan_units
 from robbench.run.record import checkpoint_hashes, start_manifest
+from robbench.run.threads import choose_threads
 from robbench.run.unit import UnitRunner
 from robbench.run.validate import check_suite
 from robbench.suite.load import read_suite
@@ -62,7 +64,8 @@ def prepare(
     check_suite(suite, data_dir=data_dir)
     if out is not None and not str(out).strip():
         raise ResultsError("--out is empty", hint="pass a results folder, e.g. --out results/mine")
-    plan = Plan(suite, suite_text=text, data_dir=data_dir, zoo_dir=zoo_dir)
+    base = str(Path(suite_path).resolve().parent)
+    plan = Plan(suite, suite_text=text, data_dir=data_dir, zoo_dir=zoo_dir, base_dir=base)
     return plan, ResultsDir(out if out is not None else default_out(suite))
 
 
@@ -166,6 +169,7 @@ class _Settings:
     threads: int | None
     deterministic: bool
     opts: ExecOptions
+    threads_choice: str = ""
 
 
 def _begin(plan: Plan, rd: ResultsDir, st: _Settings) -> Manifest:
@@ -181,6 +185,8 @@ def _begin(plan: Plan, rd: ResultsDir, st: _Settings) -> Manifest:
         threads=st.threads,
     )
     manifest.execution = {**st.opts.model_dump(), "device_requested": st.requested}
+    if st.threads_choice:
+        manifest.execution["threads_choice"] = st.threads_choice
     rd.write_manifest(manifest.dump())
     if plan.suite_text:
         atomic_write_text(rd.root / "suite.yaml", plan.suite_text)
@@ -214,6 +220,20 @@ def _run_locked(
     return sum(len(u.indices) for u in units), rep, failures, warns
 
 
+def _threads(requested: int | None, opts: ExecOptions, quiet: bool) -> tuple[int | None, str]:
+    """Threads per worker (see :mod:`robbench.run.threads`): set here for this process, said unless quiet.
+
+    Cluster jobs keep their own setting (``--cpus-per-job``) unless ``--threads`` is given.
+    """
+    if opts.executor != "local":
+        return requested, ""
+    choice = choose_threads(requested, opts.workers)
+    torch.set_num_threads(choice.threads if choice.explicit else choice.threads * choice.workers)
+    if not quiet:
+        print(choice.describe(), file=sys.stderr)
+    return choice.threads, choice.describe()
+
+
 def run_suite(
     suite_path: str | Path,
     *,
@@ -245,10 +265,9 @@ def run_suite(
     dev = resolve_device(device) if opts.executor == "local" else torch.device("cpu")
     plan, rd = prepare(suite_path, out=out, data_dir=data_dir, zoo_dir=zoo_dir)
     guard_results_dir(rd, plan.suite)
-    if threads:
-        torch.set_num_threads(threads)
+    chosen, why = _threads(threads, opts, quiet)
     bs = batch_size or plan.suite.evaluation.batch_size
-    st = _Settings(dev, device, bs, shard_size or max(bs, 64), threads, deterministic, opts)
+    st = _Settings(dev, device, bs, shard_size or max(bs, 64), chosen, deterministic, opts, why)
     start = time.perf_counter()
     with deterministic_mode(deterministic), rd.lock():
         todo, rep, failures, warns = _run_locked(plan, rd, st, fresh=fresh, quiet=quiet, checks=checks, start=start)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,8 +42,25 @@ def _yaml_line(text: str, loc: tuple[Any, ...]) -> int | None:
     return line
 
 
-def parse_suite(text: str, source: str = "<suite>") -> Suite:
-    """Parse and validate the document structure (no registry or data checks)."""
+def anchor_checkpoints(node: Any, base: Path) -> Any:
+    """Relative ``checkpoint:`` paths anywhere in the document, made absolute against ``base`` (the
+    suite file's folder), so a suite means the same files from whatever directory it is run."""
+    if isinstance(node, dict):
+        out = {k: anchor_checkpoints(v, base) for k, v in node.items()}
+        ckpt = out.get("checkpoint")
+        if isinstance(ckpt, str) and ckpt and not ckpt.startswith("~") and not Path(ckpt).is_absolute():
+            out["checkpoint"] = str((base / ckpt).resolve())
+        return out
+    if isinstance(node, list):
+        return [anchor_checkpoints(v, base) for v in node]
+    return node
+
+
+def parse_suite(text: str, source: str = "<suite>", base_dir: Path | None = None) -> Suite:
+    """Parse and validate the document structure (no registry or data checks).
+
+    With ``base_dir`` (the suite file's folder), relative checkpoint paths resolve against it.
+    """
     from robbench.suite.strict_yaml import load_yaml
 
     _check_depth(text, source)
@@ -59,13 +77,19 @@ def parse_suite(text: str, source: str = "<suite>") -> Suite:
         raise SuiteError(f"{source}: YAML syntax error{where}: {problem}", hint="fix the YAML syntax") from None
     if not isinstance(raw, dict):
         raise SuiteError(f"{source}: a suite must be a YAML mapping with name, data, threats, defenses, attacks")
+    if base_dir is not None:
+        raw = anchor_checkpoints(raw, base_dir)
     try:
         return Suite.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors()[0]
-        line = _yaml_line(text, tuple(err["loc"]))
+        loc = tuple(err["loc"])
+        named = re.match(r"(?:Value error, )?(\w+)\.(\d+) ", err["msg"])
+        if named and loc == (named.group(1),):
+            loc = (named.group(1), int(named.group(2)))
+        line = _yaml_line(text, loc)
         at = f" (line {line})" if line else ""
-        raise SuiteError(f"{source}{at}: {format_validation_error(exc, 'suite')}") from None
+        raise SuiteError(f"{source}{at}: {format_validation_error(exc, 'suite', Suite)}") from None
 
 
 #: the largest suite file read (a suite is a few kB; the biggest shipped one is under 10 kB)
@@ -94,7 +118,7 @@ def read_suite(path: str | Path) -> tuple[Suite, str]:
             f"suite file {p} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at line {line})",
             hint="save the file as UTF-8",
         ) from None
-    return parse_suite(text, str(p)), text
+    return parse_suite(text, str(p), p.resolve().parent), text
 
 
 def _check_depth(text: str, source: str) -> None:

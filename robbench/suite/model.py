@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from robbench.core.budget import NORMS, eps_key, parse_eps
+from robbench.core.budget import NORMS, eps_key, format_eps, parse_eps
 from robbench.core.refs import ModelRef
 
 if TYPE_CHECKING:  # torch-free until a suite's structure is valid (fast `robbench validate` errors)
@@ -219,6 +219,16 @@ class Suite(_Strict):
     def _name(cls, v: str) -> str:
         return _check_name(v, "suite name")
 
+    @field_validator("threats")
+    @classmethod
+    def _distinct_threats(cls, v: list[ThreatSpec]) -> list[ThreatSpec]:
+        seen: dict[tuple[str, float], int] = {}
+        for j, t in enumerate(v):
+            i = seen.setdefault((t.norm, t.eps), j)
+            if i != j:
+                raise ValueError(f"threats.{j} ({t.norm} eps {format_eps(t.eps)}) repeats threats.{i}; remove one")
+        return v
+
     @model_validator(mode="after")
     def _unique(self) -> Suite:
         for what, ids in (
@@ -228,9 +238,6 @@ class Suite(_Strict):
             dup = sorted({i for i in ids if ids.count(i) > 1})
             if dup:
                 raise ValueError(f"duplicate {what}s: {dup}; give each an `id:`")
-        threats = [(t.norm, t.eps) for t in self.threats]
-        if len(set(threats)) != len(threats):
-            raise ValueError("duplicate threats")
         defense_ids = {d.display for d in self.defenses}
         for a in self.attacks:
             for d in a.defenses or []:

@@ -192,13 +192,12 @@ def _ref_fields(ref: Any) -> dict[str, Any]:
 def check_model_ref(ref: Any, where: str) -> None:
     """Validate a model reference before any compute: names resolve, files exist.
 
-    A local checkpoint is also checked against its ``sha256`` (when given) and, in the default
-    ``state_dict`` format, opened weights-only (nothing in it runs), so a corrupt or malicious file
-    is refused by ``robbench validate`` before a results directory exists. Zoo checkpoints are
-    verified against their manifests when loaded.
+    A local checkpoint is checked against its ``sha256`` (when given), opened weights-only (nothing
+    in it runs) and loaded into its architecture, so a corrupt or malicious file, or one whose tensor
+    names or shapes do not fit the architecture, is refused by ``robbench validate`` before a results
+    directory exists. Zoo checkpoints are verified against their manifests when loaded.
     """
     from robbench.core.registry import models
-    from robbench.zoo.store import verify_sha256
 
     f = _ref_fields(ref)
     try:
@@ -212,10 +211,7 @@ def check_model_ref(ref: Any, where: str) -> None:
                 raise CheckpointError(
                     f"checkpoint {f['checkpoint']} not found", hint="give the local path of the checkpoint file"
                 )
-            if f.get("format", "state_dict") == "state_dict":
-                load_state_dict(path, f.get("sha256"))
-            elif f.get("sha256"):
-                verify_sha256(path, f["sha256"])
+            load_model(f, train_missing=False, quiet=True)
     except CheckpointError as exc:
         raise CheckpointError(f"{where}: {exc.message}", hint=exc.hint) from None
     except Exception as exc:

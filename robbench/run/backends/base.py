@@ -51,6 +51,8 @@ class WorkerSpec:
     threads: int | None
     compile: bool = False
     channels_last: bool = False
+    #: the suite file's folder: relative checkpoint paths resolve against it
+    base_dir: str | None = None
 
 
 @dataclass

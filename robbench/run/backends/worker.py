@@ -38,6 +38,7 @@ def worker_spec(runner: UnitRunner, device: str, opts: ExecOptions, threads: int
         threads=threads,
         compile=opts.compile,
         channels_last=opts.channels_last,
+        base_dir=plan.base_dir,
     )
 
 
@@ -50,8 +51,8 @@ def worker_runner(spec: WorkerSpec, device: str | None = None) -> UnitRunner:
         return _CACHE[spec]
     if spec.threads:
         torch.set_num_threads(spec.threads)
-    suite = parse_suite(spec.suite_text, spec.source)
-    plan = Plan(suite, suite_text=spec.suite_text, data_dir=spec.data_dir, zoo_dir=spec.zoo_dir)
+    suite = parse_suite(spec.suite_text, spec.source, Path(spec.base_dir) if spec.base_dir else None)
+    plan = Plan(suite, suite_text=spec.suite_text, data_dir=spec.data_dir, zoo_dir=spec.zoo_dir, base_dir=spec.base_dir)
     accel = {"compile": spec.compile, "channels_last": spec.channels_last} if spec.compile or spec.channels_last else {}
     runner = UnitRunner(plan, ResultsDir(spec.out), resolve_device(device or spec.device), spec.batch_size, accel)
     _CACHE[spec] = runner
