@@ -94,7 +94,7 @@ def test_randomised_defense_robust_to_single_draw_loses_to_eot(write_suite, tmp_
     one_draw = _acc(single, "rp", "PGD10")
     eot = _acc(single, "rp", "PGD10-EoT16")
     assert one_draw >= 0.8, one_draw  # looks robust under a single-draw evaluation
-    assert one_draw - eot >= 0.2, (one_draw, eot)  # loses under EoT
+    assert one_draw - eot >= 0.15, (one_draw, eot)  # loses under EoT
     for attack in ("PGD10", "PGD10-EoT16", "worst-case"):
         assert _acc(worst, "rp", attack) <= _acc(single, "rp", attack)
     rows = ResultsDir(out).read_rows()

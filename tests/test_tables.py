@@ -179,7 +179,8 @@ def test_stochastic_scoring_modes_are_applied_and_labelled(paper: Path) -> None:
             }[scoring]
         )
     s = summarize(loaded.rows, loaded.manifest)
-    assert _line(s, "adp", "BPDA-det").scoring == "det-seed"  # seeds known to the attacker: one draw
+    # judged on the attacker's seeds alone (one draw): only the named det-seeds-judge protocol allows it
+    assert _line(s, "adp", "BPDA-det").scoring == "det-seed (override)"
     assert _line(s, "adp", "gPGD").clean_accuracy == pytest.approx(0.50)  # clean scored the same way
 
 
@@ -223,7 +224,7 @@ def test_pivot_rows_columns_cells_and_sources(paper: Path) -> None:
     assert p.sources == ["Paper A, Table 1", "Paper A, Table 2", "Paper B (quoted)"]
     assert p.source_ref(cellp.source) == 2
     adp = p.rows[2]
-    assert adp.n_label == f"n={N}" and adp.scoring_label == "worst of 3 draws (override), det-seed"
+    assert adp.n_label == f"n={N}" and adp.scoring_label == "worst of 3 draws (override), det-seed (override)"
     only = p.rows[3]
     assert only.reported_only and not only.cells["BPDA-det L2 0.5"].measured and only.scoring_label == "reported only"
     from robbench.api import pivot

@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 from torch import Tensor
 
 from robbench.attacks._thirdparty import LIBRARY_NORMS, captured_log, run_library
-from robbench.attacks.autoattack_rand import run_every_point
+from robbench.attacks.autoattack_rand import run_every_point, square_every_point
 from robbench.attacks.base import Attack
 from robbench.attacks.target import Target
 from robbench.core.components import BuildContext, Params, ParamsModel
@@ -151,6 +151,26 @@ class AutoAttack(Attack):
         self.messages: list[str] = []
 
     @classmethod
+    def effort(cls, params: ParamsModel) -> tuple[str, int] | None:
+        p = cast(AutoAttackParams, params)
+        chosen = _attack_list(p)
+        if set(chosen) <= {"square"}:
+            return ("queries", p.square_queries or 5000)
+        gradient = [p.apgd_iter or 100 for a in chosen if a.startswith("apgd")]
+        gradient += [p.fab_iter or 100 for a in chosen if a.startswith("fab")]
+        return ("steps", max(gradient))
+
+    @classmethod
+    def stops_early(cls, params: ParamsModel) -> str | None:
+        fab = [a for a in _attack_list(cast(AutoAttackParams, params)) if a.startswith("fab")]
+        return f"{' and '.join(fab)} (library FAB)" if fab else None
+
+    @classmethod
+    def own_eot(cls, params: ParamsModel) -> int:
+        p = cast(AutoAttackParams, params)
+        return p.eot_iter or (20 if p.version == "rand" else 1)
+
+    @classmethod
     def check_params(cls, params: ParamsModel, ctx: BuildContext | None) -> None:
         _import_pyautoattack()
         p = cast(AutoAttackParams, params)
@@ -176,7 +196,8 @@ class AutoAttack(Attack):
         assert threat is not None
         p: AutoAttackParams = self.params  # type: ignore[assignment]
 
-        every_point = not target.deterministic  # a randomised target: no single-draw shortcuts
+        # not the judge's forward (fresh draws, gray-box, transfer, custom): no library shortcut decides
+        every_point = not target.judged_forward
 
         def call(t: Target, xb: Tensor, yb: Tensor, seed: int) -> Tensor:
             module = t.as_module()
@@ -184,8 +205,8 @@ class AutoAttack(Attack):
             tracer = sys.gettrace()  # pyautoattack's dynamic-defense check ends with sys.settrace(None)
             try:
                 if every_point:
-                    draws = p.eot_iter or (20 if p.version == "rand" else 1)
-                    return run_every_point(aa, module, _attack_list(p), xb, yb, draws)
+                    draws = max(p.eot_iter or (20 if p.version == "rand" else 1), t.margin_draws)
+                    return run_every_point(aa, module, _attack_list(p), xb, yb, 1 if t.deterministic else draws)
                 x_adv, _ = aa.run_standard_evaluation(xb, yb, batch_size=xb.shape[0])
             finally:
                 sys.settrace(tracer)
@@ -223,10 +244,18 @@ class Square(Attack):
     irrelevant, its randomness mode applies), so it is the black-box check of the ``checks``
     module: if Square breaks points that every gradient attack left robust, the gradients are
     masked. Seeded from the suite-derived per-sample (or per-batch) seed inside a restored
-    global-RNG fork, like AutoAttack.
+    global-RNG fork, like AutoAttack. On a randomised target (fresh draws) the library's rule (attack
+    only points one clean forward gets right, stop at the first fooled forward, return the clean
+    image otherwise) would flatter the defense: robbench runs every point and returns the running
+    best of each restart, picked by the margin averaged over the judge's draws.
     """
 
     Params = SquareParams
+
+    @classmethod
+    def effort(cls, params: ParamsModel) -> tuple[str, int] | None:
+        return ("queries", cast(SquareParams, params).n_queries)
+
     norms = frozenset({"linf", "l2", "l1"})
     uses_gradients = False
     supports_eot = False
@@ -256,6 +285,9 @@ class Square(Attack):
                 resc_schedule=p.rescale_schedule,
                 device=xb.device,
             )
+            if not t.judged_forward:  # every point, the running best; no single-forward stopping rule
+                module = t.as_module()
+                return square_every_point(sq, module, xb, yb, t.margin_draws)
             with torch.no_grad():
                 out: Tensor = sq.perturb(xb, yb)
             return out

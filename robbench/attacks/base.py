@@ -7,7 +7,7 @@ from typing import ClassVar
 from torch import Tensor
 
 from robbench.attacks.target import Target
-from robbench.core.components import Component, Params
+from robbench.core.components import Component, Params, ParamsModel
 from robbench.core.seeding import SampleRNG
 from robbench.core.threat import ThreatModel
 
@@ -29,6 +29,25 @@ class Attack(Component):
     #: False for attacks that do not take their gradients from ``Target.loss_grad`` (third-party
     #: libraries on ``Target.as_module()``): the suite's ``eot:`` cannot apply to them
     supports_eot: ClassVar[bool] = True
+
+    @classmethod
+    def effort(cls, params: ParamsModel) -> tuple[str, int] | None:
+        """The strength of one run with ``params``: (``"steps"``, gradient steps per restart) or
+        (``"queries"``, queries); None when unknown. An attack through the defense below the floors of
+        :mod:`robbench.run.strength` is labelled ``adaptive (weak)``."""
+        return None
+
+    @classmethod
+    def stops_early(cls, params: ParamsModel) -> str | None:
+        """What of this attack keeps a library's stopping rule (its first success on one forward decides
+        what is returned), or None. Such an attack is refused where its forward is not the judge's
+        (randomised, gray-box, transfer, custom targets) unless ``overrides: [library-early-stop]``."""
+        return None
+
+    @classmethod
+    def own_eot(cls, params: ParamsModel) -> int:
+        """EoT samples the attack takes itself (a library's ``eot_iter``), besides the suite's ``eot:``."""
+        return 1
 
     def __init__(self, params: Params) -> None:
         self.params = params

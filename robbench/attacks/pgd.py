@@ -11,7 +11,7 @@ from torch import Tensor
 
 from robbench.attacks.base import Attack
 from robbench.attacks.target import LOSSES, Target
-from robbench.core.components import Params
+from robbench.core.components import Params, ParamsModel
 from robbench.core.seeding import SampleRNG
 from robbench.core.threat import ThreatModel, parse_eps
 from robbench.errors import RobbenchError
@@ -90,7 +90,7 @@ def l1_step(g: Tensor, sparsity: float, x: Tensor | None) -> Tensor:
 def judged_forward(target: Target) -> bool:
     """True when the attack's forward is the judge's forward: the real defense (full gradient or BPDA,
     whose forward runs the real purifier), deterministic or with the judge's det seeds."""
-    return target.gradient in ("full", "bpda") and target.surrogate is None and target.deterministic
+    return target.judged_forward
 
 
 class _Keeper:
@@ -133,6 +133,10 @@ class PGD(Attack):
 
     Params = PGDParams
     norms = frozenset({"linf", "l2", "l1"})
+
+    @classmethod
+    def effort(cls, params: ParamsModel) -> tuple[str, int] | None:
+        return ("steps", cast(PGDParams, params).steps)
 
     def _judge_step(self, target: Target) -> Callable[[Tensor, Tensor, Tensor | None], tuple[Tensor, Tensor]] | None:
         """(x, y) -> (loss, wrong) on the forward whose iterates may be kept; None: keep the final one."""

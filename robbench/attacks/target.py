@@ -77,8 +77,12 @@ class Target:
         eot_batched: bool = True,
         surrogate: nn.Module | None = None,
         checkpoint: bool = True,
+        judge_draws: int = 1,
     ) -> None:
         self.defense = defense
+        #: the draws the judge scores a stochastic defense on (an attack that picks among candidates
+        #: averages its margin over this many fresh forwards, never one)
+        self.judge_draws = max(1, judge_draws)
         self.gradient = gradient
         self.randomness = randomness
         self.stochastic = bool(defense.stochastic) and rng is not None
@@ -116,6 +120,19 @@ class Target:
         sub.forwards = 0
         sub.backwards = 0
         return sub
+
+    @property
+    def judged_forward(self) -> bool:
+        """True when the attack's forward is the judge's forward: the real defense (full gradient or BPDA,
+        whose forward runs the real purifier), deterministic or with the judge's det seeds. Elsewhere
+        (gray-box, transfer, custom gradients, fresh draws) a success the attack sees may not be one the
+        judge sees, so no attack may stop early or keep its first "success"."""
+        return self.gradient in ("full", "bpda") and self.surrogate is None and self.deterministic
+
+    @property
+    def margin_draws(self) -> int:
+        """Forwards to average a candidate's margin over: the judge's draws on a randomised target, else 1."""
+        return 1 if self.deterministic else self.judge_draws
 
     @property
     def deterministic(self) -> bool:

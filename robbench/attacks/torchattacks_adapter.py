@@ -158,6 +158,22 @@ class TorchAttack(Attack):
     example_params = {"kwargs": {"steps": 3}}
 
     @classmethod
+    def effort(cls, params: ParamsModel) -> tuple[str, int] | None:
+        kw = cast(TorchAttackParams, params).kwargs
+        if isinstance(kw.get("n_queries"), int):
+            return ("queries", int(kw["n_queries"]))
+        return ("steps", int(kw["steps"])) if isinstance(kw.get("steps"), int) else None
+
+    @classmethod
+    def stops_early(cls, params: ParamsModel) -> str | None:
+        return "torchattacks (its own return rule: early stop, first success or clean image)"
+
+    @classmethod
+    def own_eot(cls, params: ParamsModel) -> int:
+        eot = cast(TorchAttackParams, params).kwargs.get("eot_iter")
+        return int(eot) if isinstance(eot, int) else 1
+
+    @classmethod
     def family_member(cls, name: str) -> type[TorchAttack]:
         """The attack bound to ``torchattacks.<name>``; a clear error if absent or not installed."""
         ta = import_torchattacks()

@@ -21,6 +21,12 @@ from robbench.suite.reported import WORST
 #: the pivot's mark on a cell that is only an upper bound, and its note
 UB_MARK = "ub"
 UB_NOTE = "ub: upper bound only (gray-box or transfer attacks, the defense itself not attacked), not a robust accuracy"
+#: the mark on a cell whose attacks through the defense are all below robbench's strength floor, and its note
+WEAK_MARK = "weak"
+WEAK_NOTE = (
+    "weak: adaptive (weak): attacked through the defense only below the strength floor (fewer than 10 gradient "
+    "steps or 1000 queries, or single-draw gradients on a randomised defense): likely above the true robustness"
+)
 
 
 @dataclass(frozen=True)
@@ -55,13 +61,23 @@ class PivotCell:
     reported_in_ci: bool | None = None
     reported_n: int | None = None
     source: str = ""
-    #: adaptive | upper bound (...) | clean | "" (see :func:`robbench.report.summary.evaluation_label`)
+    #: adaptive | adaptive (weak) | upper bound (...) | clean | "" (:func:`robbench.report.summary.evaluation_label`)
     evaluation: str = ""
 
     @property
     def upper_bound(self) -> bool:
         """True when no attack behind this number attacked the defense itself."""
         return self.evaluation.startswith("upper bound")
+
+    @property
+    def weak(self) -> bool:
+        """True when the adaptive attacks behind this number are all below the strength floor."""
+        return self.evaluation == "adaptive (weak)"
+
+    @property
+    def mark(self) -> str:
+        """``ub``, ``weak`` or empty."""
+        return UB_MARK if self.upper_bound else WEAK_MARK if self.weak else ""
 
     @property
     def measured(self) -> bool:
@@ -188,4 +204,6 @@ def build_pivot(
     pivot = Pivot(ordered, list(rows.values()), sources, title=title)
     if any(c.upper_bound for r in pivot.rows for c in r.cells.values()):
         pivot.notes.append(UB_NOTE)
+    if any(c.weak for r in pivot.rows for c in r.cells.values()):
+        pivot.notes.append(WEAK_NOTE)
     return pivot

@@ -94,23 +94,32 @@ ADAPTIVE = "adaptive"
 UPPER_BOUND = "upper bound"
 
 
+#: an attack through the defense below robbench's strength floor (robbench.run.strength)
+WEAK = "adaptive (weak)"
+
+
 def evaluation_label(kind: str) -> str:
-    """``adaptive``, ``upper bound (gray-box)``, ``upper bound (transfer)`` or ``clean``."""
-    return kind if kind in (ADAPTIVE, "clean") else f"{UPPER_BOUND} ({kind})"
+    """``adaptive``, ``adaptive (weak)``, ``upper bound (gray-box)``, ``upper bound (transfer)`` or ``clean``."""
+    return kind if kind in (ADAPTIVE, WEAK, "clean") else f"{UPPER_BOUND} ({kind})"
 
 
 def _kinds(manifest: Manifest) -> dict[str, str]:
-    """attack id -> adaptive | gray-box | transfer (an attack missing from the suite counts as adaptive)."""
-    return {a.id: a.evaluation for a in manifest.suite.attacks}
+    """cell id -> adaptive | adaptive (weak) | gray-box | transfer | clean, as the run recorded it; for a
+    manifest older than these records, from the attack's spec (an unknown attack counts as adaptive)."""
+    specs = {a.id: a.evaluation for a in manifest.suite.attacks}
+    return {c.id: str(c.evaluation or specs.get(c.attack, ADAPTIVE)) for c in manifest.cells}
+
+
+def _overridden(stochastic: bool, draws: int, scoring: str) -> bool:
+    """Only an override allows this headline: too few draws, or a soft scoring of several draws."""
+    return stochastic and (draws < MIN_HONEST_DRAWS or (draws > 1 and scoring != "worst"))
 
 
 def _scoring(first: pd.Series, scoring: str) -> str:
     """The cell's scoring label, marked when only an override allows it (too few draws, a soft headline)."""
     stochastic, randomness, draws = bool(first["stochastic"]), str(first["randomness"]), int(first["draws"])
     label = scoring_label(stochastic, randomness, draws, scoring)
-    if stochastic and randomness == "fresh" and (draws < MIN_HONEST_DRAWS or (draws > 1 and scoring != "worst")):
-        label += OVERRIDE
-    return label
+    return label + OVERRIDE if _overridden(stochastic, draws, scoring) else label
 
 
 def _cell_lines(
@@ -127,7 +136,7 @@ def _cell_lines(
         line.update(
             clean_accuracy=float(g["clean"].mean()),
             scoring=_scoring(first, scoring),
-            evaluation="clean" if norm == "none" else evaluation_label(kinds.get(str(first["attack"]), ADAPTIVE)),
+            evaluation="clean" if norm == "none" else evaluation_label(kinds.get(str(cell), ADAPTIVE)),
             draws=int(first["draws"]),
             gradient=first["gradient"],
             randomness=first["randomness"],
@@ -140,12 +149,19 @@ def _cell_lines(
         yield line
 
 
-def _worst_case_lines(s: pd.DataFrame, last: int, kinds: dict[str, str]) -> Iterator[dict[str, Any]]:
+def _worst_kind(cells: list[str], kinds: dict[str, str]) -> str:
+    """adaptive if one of the cells is; else adaptive (weak) if one is; else an upper bound."""
+    found = {kinds.get(c, ADAPTIVE) for c in cells}
+    return ADAPTIVE if ADAPTIVE in found else WEAK if WEAK in found else UPPER_BOUND
+
+
+def _worst_case_lines(s: pd.DataFrame, last: int, kinds: dict[str, str], scoring: str) -> Iterator[dict[str, Any]]:
     """Per defense x threat: robust only if a sample survives every attack (samples every attack ran on).
 
     Every attack counts, upper-bound ones too (a point a gray-box attack breaks is broken); the line is
-    the defense's *adaptive* robust accuracy when at least one of the attacks is adaptive, else it is
-    labelled an upper bound."""
+    the defense's *adaptive* robust accuracy when at least one of the attacks is adaptive at full
+    strength, ``adaptive (weak)`` when its adaptive attacks are all weak, else an upper bound. It
+    carries the override mark when any of its cells does."""
     attacked = s[s["norm"] != "none"]
     for (defense, norm, eps), g in attacked.groupby(["defense", "norm", "eps"], sort=False):
         attacks = list(dict.fromkeys(g["attack"]))
@@ -154,11 +170,14 @@ def _worst_case_lines(s: pd.DataFrame, last: int, kinds: dict[str, str]) -> Iter
         wide = g.pivot_table(index="sample_id", columns="attack", values="robust", aggfunc="min").dropna()
         clean = g.pivot_table(index="sample_id", columns="attack", values="clean", aggfunc="min")
         n = len(wide)
+        overridden = any(
+            _overridden(bool(st), int(d), scoring) for st, d in zip(g["stochastic"], g["draws"], strict=True)
+        )
         line = _measured(_blank(str(defense), WORST, str(norm), float(eps)), float(wide.min(axis=1).sum()), n)  # type: ignore[arg-type]
         line.update(
             clean_accuracy=float(clean.loc[wide.index].min(axis=1).mean()) if n else _NAN,
-            scoring=f"min over {len(attacks)} attacks",
-            evaluation=ADAPTIVE if any(kinds.get(str(a), ADAPTIVE) == ADAPTIVE for a in attacks) else UPPER_BOUND,
+            scoring=f"min over {len(attacks)} attacks" + (OVERRIDE if overridden else ""),
+            evaluation=_worst_kind([str(c) for c in g["cell"].unique()], kinds),
             draws=int(g["draws"].max()),
             errors=int(g["error"].notna().sum()),
             _order=last,
@@ -233,7 +252,7 @@ def summarize(
     kinds = _kinds(manifest)
     lines = list(_cell_lines(s, scoring, order, kinds))
     if worst_case:
-        lines += list(_worst_case_lines(s, max(order.values(), default=0) + 1, kinds))
+        lines += list(_worst_case_lines(s, max(order.values(), default=0) + 1, kinds, scoring))
     used = set()
     for line in lines:
         key = _line_key(line)

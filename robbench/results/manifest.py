@@ -43,6 +43,10 @@ class CellRecord(_Record):
     label: str
     #: the EoT the suite asked for, when it was forced to 1
     eot_requested: int | None = None
+    #: adaptive | adaptive (weak) | gray-box | transfer | clean (None: written before results version 2)
+    evaluation: str | None = None
+    #: why an adaptive attack counts as weak
+    weak: str | None = None
 
 
 class CheckRecord(_Record):
@@ -86,6 +90,8 @@ class Manifest(_Record):
     execution: dict[str, Any] = Field(default_factory=dict)
     git_sha: str | None = None
     git_dirty: bool | None = None
+    #: every code version (robbench, results version, git SHA) the stored rows of these cells came from
+    code_versions: list[dict[str, Any]] = Field(default_factory=list)
     seed: int | None = None
     deterministic: bool = False
     shard_size: int | None = None

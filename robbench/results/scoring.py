@@ -40,9 +40,8 @@ def scoring_label(stochastic: bool, randomness: str, draws: int, scoring: str) -
     """How a cell's accuracy was scored, in words (shown in every table)."""
     if not stochastic:
         return "deterministic"
-    if randomness == "det":
-        return "det-seed"
     if draws <= 1:
-        return "single draw"
+        return "det-seed" if randomness == "det" else "single draw"
     word = {"single": "first", "mean": "mean", "majority": "majority", "worst": "worst"}[scoring]
-    return f"{word} of {draws} draws"
+    # a det cell's draw 0 is the attacker's seeds, the others fresh
+    return f"{word} of {draws} draws" + (" (det)" if randomness == "det" else "")

@@ -10,11 +10,14 @@ Layout of a results directory::
 A shard is either whole or absent. A shard that cannot be read (torn by an outside copy, a full
 disk) is moved to ``rows/.corrupt/`` and its rows are recomputed on resume; the ``.*.tmp`` files of
 a writer killed mid-write are deleted by the next run (under the lock). Rows are keyed by
-``(cell, sample_id)``; a key present twice is kept once (the earliest shard by name).
+``(cell, sample_id)``; a key present twice is kept once (the earliest shard by name, current results
+version first). Each shard carries in its parquet metadata the code that wrote it (robbench version,
+results version, git SHA); a resume counts only rows of the current results version as done.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import io
 import json
@@ -30,9 +33,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from robbench import RESULTS_VERSION
 from robbench.core.io import atomic_write_bytes
 from robbench.errors import ResultsError
 from robbench.results.schema import COLUMNS, SCHEMA
+
+#: the parquet metadata key of a shard's code stamp
+CODE_KEY = "robbench_code"
 
 
 class ResultsDir:
@@ -109,8 +116,12 @@ class ResultsDir:
         return n
 
     # ---- shards ---------------------------------------------------------------------------
-    def write_shard(self, cell: str, name: str, rows: list[dict[str, Any]]) -> Path:
-        table = pa.Table.from_pylist([{c: r.get(c) for c in COLUMNS} for r in rows], schema=SCHEMA)
+    def write_shard(self, cell: str, name: str, rows: list[dict[str, Any]], code: dict[str, Any] | None = None) -> Path:
+        """Write one shard atomically, stamped with the ``code`` that produced its rows (robbench version,
+        results version, git SHA; :func:`robbench.run.record.code_stamp`)."""
+        stamp = {"results_version": RESULTS_VERSION, **(code or {})}
+        schema = SCHEMA.with_metadata({CODE_KEY: json.dumps(stamp, sort_keys=True)})
+        table = pa.Table.from_pylist([{c: r.get(c) for c in COLUMNS} for r in rows], schema=schema)
         buf = io.BytesIO()
         pq.write_table(table, buf)
         path = self.rows_dir / cell / f"{name}.parquet"
@@ -137,14 +148,57 @@ class ResultsDir:
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(path), dest)
 
-    def read_rows(self, *, repair: bool = False, cells: set[str] | None = None) -> pd.DataFrame:
-        """All rows (deduplicated by key). Unreadable shards raise, or are quarantined with ``repair``."""
-        frames = []
+    def shard_code(self, path: Path) -> dict[str, Any]:
+        """The code stamp of a shard; a shard written before stamps existed is results version 1."""
+        meta = pq.read_schema(path).metadata or {}
+        raw = meta.get(CODE_KEY.encode())
+        if raw is None:
+            return {"results_version": 1}
+        stamp: dict[str, Any] = json.loads(raw)
+        return stamp
+
+    def retire_stale(self) -> int:
+        """Move shards written by another results version to ``rows/.stale/`` (kept, never read as rows);
+        returns how many rows they held. Call only while holding the lock."""
+        n = 0
+        for path in self.shard_paths():
+            try:
+                if self.shard_code(path).get("results_version") == RESULTS_VERSION:
+                    continue
+                rows = pq.read_metadata(path).num_rows
+            except Exception:  # unreadable: quarantined by the resume
+                continue
+            dest = self.rows_dir / ".stale" / path.parent.name / path.name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(path), dest)
+            n += rows
+        return n
+
+    def code_versions(self, cells: set[str] | None = None) -> list[dict[str, Any]]:
+        """Every distinct code stamp of the shards (of ``cells``): the code the rows came from."""
+        seen: dict[str, dict[str, Any]] = {}
+        for path in self.shard_paths():
+            if cells is None or path.parent.name in cells:
+                with contextlib.suppress(Exception):  # an unreadable shard is quarantined by the run
+                    stamp = self.shard_code(path)
+                    seen.setdefault(json.dumps(stamp, sort_keys=True), stamp)
+        return [seen[k] for k in sorted(seen)]
+
+    def read_rows(
+        self, *, repair: bool = False, cells: set[str] | None = None, current_only: bool = False
+    ) -> pd.DataFrame:
+        """All rows (deduplicated by key; rows of the current results version win over older ones).
+        Unreadable shards raise, or are quarantined with ``repair``; ``current_only`` drops the rows of
+        shards written by another results version (a resume never reuses them)."""
+        frames: list[pd.DataFrame] = []
+        old: list[pd.DataFrame] = []
         for path in self.shard_paths():
             if cells is not None and path.parent.name not in cells:
                 continue
             try:
-                frames.append(pq.read_table(path, schema=SCHEMA).to_pandas())
+                current = self.shard_code(path).get("results_version") == RESULTS_VERSION
+                if current or not current_only:
+                    (frames if current else old).append(pq.read_table(path, schema=SCHEMA).to_pandas())
             except Exception as exc:
                 if repair:
                     self.quarantine(path)
@@ -153,6 +207,7 @@ class ResultsDir:
                     f"shard {path} is corrupt ({type(exc).__name__})",
                     hint="run `robbench run SUITE` again: it quarantines torn shards and recomputes their rows",
                 ) from None
+        frames += old
         if not frames:
             return pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
         df = pd.concat(frames, ignore_index=True)
@@ -161,7 +216,7 @@ class ResultsDir:
 
     def done_keys(self) -> dict[str, set[str]]:
         """cell -> sample ids already stored (after quarantining torn shards)."""
-        df = self.read_rows(repair=True)
+        df = self.read_rows(repair=True, current_only=True)
         out: dict[str, set[str]] = {}
         for cell, sid in zip(df["cell"], df["sample_id"], strict=True):
             out.setdefault(cell, set()).add(sid)

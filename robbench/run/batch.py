@@ -62,6 +62,7 @@ def attack_batch(
         rng=def_rng,
         eot=cell.eot,
         surrogate=surrogate,
+        judge_draws=cell.draws,
     )
     evals0 = defense.evals
     rng = SampleRNG.for_samples(batch.ids, suite_seed, cell.seed_key, "attack", device=device)
@@ -143,8 +144,10 @@ def _row(
         norm=h["norm"][i],
     )
     cc = [p == label and cf for p in h["clean_preds"][i]]
-    # robust only where the defense's logits were finite on both inputs (a flagged row never counts)
-    ac = [p == label and af and cf and ib for p in h["adv_preds"][i]]
+    # robust only where the defense's logits were finite on both inputs (a flagged row never counts) and,
+    # per draw, the clean image was classified correctly under the same draw: a point the defense gets
+    # wrong clean is never counted robust, so no attack line can exceed the clean line
+    ac = [p == label and af and ib and c for p, c in zip(h["adv_preds"][i], cc, strict=True)]
     return cell.columns.row(
         sample_id=batch.ids[i],
         sample_index=batch.positions[i],

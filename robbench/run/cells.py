@@ -17,6 +17,7 @@ from robbench.core.components import parse_params
 from robbench.core.identity import component_identity, stable_hash
 from robbench.core.threat import ThreatModel
 from robbench.results.schema import CellColumns
+from robbench.run.strength import attack_strength
 from robbench.suite.model import AttackSpec, DefenseSpec, Suite
 from robbench.zoo import model_identity
 
@@ -39,6 +40,10 @@ class Cell:
     #: the id the attack's seeds derive from when it differs from ``id`` (a cascaded cell keeps its
     #: non-cascade seeds, so the samples it attacks get exactly the rows a full run gives them)
     rng_id: str | None = None
+    #: adaptive | adaptive (weak) | gray-box | transfer (:mod:`robbench.run.strength`); clean cells: clean
+    evaluation: str = "adaptive"
+    #: why an adaptive attack is weak
+    weak: str | None = None
 
     @property
     def seed_key(self) -> str:
@@ -93,6 +98,9 @@ class Cell:
         }
         if self.eot_requested is not None:
             out["eot_requested"] = self.eot_requested
+        out["evaluation"] = self.evaluation
+        if self.weak:
+            out["weak"] = self.weak
         return out
 
 
@@ -128,6 +136,17 @@ def defense_hash(suite: Suite, d: DefenseSpec, ids: Identities) -> str:
     return stable_hash({"defense": did, "classifier": ids.classifier, "data": ids.data, "seed": suite.seed})
 
 
+def judge_draws_of(suite: Suite, stochastic: bool, randomness: str) -> int:
+    """The judge draws of a cell: the suite's m for every cell of a stochastic defense, whatever the attack's
+    randomness (a ``det`` cell's draw 0 is the attacker's seeds, the others fresh); one draw on the
+    attacker's seeds only under the named protocol ``overrides: [det-seeds-judge]`` (flagged)."""
+    if not stochastic:
+        return 1
+    if randomness == "det" and "det-seeds-judge" in suite.evaluation.overrides:
+        return 1
+    return suite.evaluation.judge_draws
+
+
 def build_cells(suite: Suite, ids: Identities, notes: list[str]) -> list[Cell]:
     """Every cell of the suite, in suite order (defense, attack, threat); planning notes go to ``notes``."""
     cells = []
@@ -137,6 +156,23 @@ def build_cells(suite: Suite, ids: Identities, notes: list[str]) -> list[Cell]:
             if a.defenses is None or d.display in a.defenses:
                 cells.extend(_attack_cells(suite, d, a, dhash, notes))
     return cells
+
+
+def _planning_notes(
+    d: DefenseSpec, a: AttackSpec, stochastic: bool, threat_free: bool, why: str | None, notes: list[str]
+) -> None:
+    """Warn (and note in the manifest) about EoT or det randomness that cannot apply to this cell."""
+    if why:
+        note = f"attack {a.id}: EoT({a.eot}) is pointless on defense {d.display!r} ({why}); k forced to 1 (recorded)"
+        notes.append(note)
+        warnings.warn(note, stacklevel=4)
+    if not stochastic and a.randomness == "det" and not threat_free:
+        note = (
+            f"attack {a.id}: randomness det is pointless on defense {d.display!r} (defense {d.display!r} is "
+            "deterministic: it has no draws to fix); recorded as randomness none"
+        )
+        notes.append(note)
+        warnings.warn(note, stacklevel=4)
 
 
 def _attack_cells(suite: Suite, d: DefenseSpec, a: AttackSpec, dhash: str, notes: list[str]) -> list[Cell]:
@@ -149,19 +185,14 @@ def _attack_cells(suite: Suite, d: DefenseSpec, a: AttackSpec, dhash: str, notes
     randomness = a.randomness if stochastic else "none"
     why = eot_pointless(d, a, stochastic, acls.uses_gradients)
     eot = 1 if why else a.eot
-    if why:
-        note = f"attack {a.id}: EoT({a.eot}) is pointless on defense {d.display!r} ({why}); k forced to 1 (recorded)"
-        notes.append(note)
-        warnings.warn(note, stacklevel=3)
-    if not stochastic and a.randomness == "det" and not acls.threat_free:
-        note = (
-            f"attack {a.id}: randomness det is pointless on defense {d.display!r} (defense {d.display!r} is "
-            "deterministic: it has no draws to fix); recorded as randomness none"
-        )
-        notes.append(note)
-        warnings.warn(note, stacklevel=3)
-    draws = suite.evaluation.judge_draws if (stochastic and randomness == "fresh") else 1
+    _planning_notes(d, a, stochastic, bool(acls.threat_free), why, notes)
+    draws = judge_draws_of(suite, stochastic, randomness)
     surrogate = model_identity(a.surrogate) if a.surrogate else None
+    kind, weak = (
+        ("clean", None)
+        if acls.threat_free
+        else attack_strength(a, stochastic=stochastic, randomness=randomness, eot=eot)
+    )
     cells = []
     for t in threats:
         ident = {
@@ -194,6 +225,8 @@ def _attack_cells(suite: Suite, d: DefenseSpec, a: AttackSpec, dhash: str, notes
                 dhash,
                 a.eot if why else None,
                 rng_id=rng_id,
+                evaluation=kind,
+                weak=weak,
             )
         )
     return cells

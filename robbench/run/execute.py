@@ -28,6 +28,7 @@ from robbench.run.backends.pool import PoolBackend
 from robbench.run.backends.worker import worker_spec
 from robbench.run.options import ExecOptions
 from robbench.run.progress import ProgressBar
+from robbench.run.record import code_stamp
 from robbench.run.threads import choose_threads
 from robbench.run.unit import UnitRunner
 
@@ -89,7 +90,9 @@ def write_failure(runner: UnitRunner, key: UnitKey, message: str) -> None:
         for i in key[1]
     ]
     first = plan.sample_positions[key[1][0]]
-    runner.results.write_shard(key[0], shard_name(first, [r["sample_id"] for r in rows], failed=True), rows)
+    runner.results.write_shard(
+        key[0], shard_name(first, [r["sample_id"] for r in rows], failed=True), rows, code_stamp()
+    )
 
 
 def stages(runner: UnitRunner, keys: list[UnitKey]) -> list[list[UnitKey]]:

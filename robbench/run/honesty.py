@@ -3,15 +3,19 @@
 robbench's first rule is that no number may come out higher than the evaluation supports. Three
 combinations are refused by :func:`check_honest` with a message naming the attack and the fix:
 
-- a stochastic defense attacked with fresh randomness and judged on fewer than
+- a stochastic defense attacked (det or fresh randomness) and judged on fewer than
   :data:`~robbench.suite.model.MIN_HONEST_DRAWS` draws (one lucky draw can hide a broken point),
-  unless ``evaluation.overrides`` holds ``few-draws``;
+  unless ``evaluation.overrides`` holds ``few-draws``; a ``det`` attack is judged on the attacker's
+  seeds (draw 0) and fresh draws, one draw on its seeds alone only under ``det-seeds-judge``;
 - a headline scoring other than ``worst`` for such a defense (single, mean and majority each count a
   point robust that some draw gets wrong), unless ``overrides`` holds ``scoring``;
 - ``randomness: det`` with a third-party attack run in ``batching: batch`` mode: the library draws
   the defense's randomness for the whole batch from one seed, so the attacker cannot hold the judge's
   per-sample seeds; not overridable;
-- the cascade with ``mean`` scoring (its last accuracy would not be the worst case over its attacks).
+- the cascade with ``mean`` scoring (its last accuracy would not be the worst case over its attacks);
+- an attack that keeps a third-party library's stopping rule (FAB in AutoAttack, the torchattacks
+  adapter) where its forward is not the judge's (fresh draws of a stochastic defense, gray-box,
+  transfer, custom gradients), unless ``overrides`` holds ``library-early-stop``.
 
 An override is recorded in the manifest (the resolved suite) and shown beside the affected cells.
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from robbench.core.components import parse_params
 from robbench.errors import SuiteError
 from robbench.suite.model import MIN_HONEST_DRAWS, AttackSpec, DefenseSpec, Suite
 
@@ -28,14 +33,15 @@ def _targets(suite: Suite, a: AttackSpec) -> list[DefenseSpec]:
     return [d for d in suite.defenses if a.defenses is None or d.display in a.defenses]
 
 
-def _fresh_stochastic(suite: Suite, defenses: dict[str, Any], attacks: dict[str, Any]) -> list[tuple[str, str]]:
-    """(attack id, defense id) of every cell judged on fresh draws of a stochastic defense."""
+def _stochastic_cells(suite: Suite, defenses: dict[str, Any], attacks: dict[str, Any]) -> list[tuple[str, str]]:
+    """(attack id, defense id) of every attacked cell of a stochastic defense, det or fresh: each is judged on
+    the suite's draws."""
     out = []
     for a in suite.attacks:
         if getattr(attacks.get(a.id), "threat_free", False):
             continue  # the clean cell: no attack to flatter, judged like the others
         for d in _targets(suite, a):
-            if getattr(defenses.get(d.display), "stochastic", False) and a.randomness == "fresh":
+            if getattr(defenses.get(d.display), "stochastic", False):
                 out.append((a.id, d.display))
     return out
 
@@ -47,7 +53,7 @@ def _names(pairs: list[tuple[str, str]]) -> str:
 
 def check_draws(suite: Suite, defenses: dict[str, Any], attacks: dict[str, Any]) -> None:
     """Too few judge draws, or a flattering headline scoring, on a stochastic defense."""
-    ev, pairs = suite.evaluation, _fresh_stochastic(suite, defenses, attacks)
+    ev, pairs = suite.evaluation, _stochastic_cells(suite, defenses, attacks)
     if not pairs:
         return
     if ev.judge_draws < MIN_HONEST_DRAWS and "few-draws" not in ev.overrides:
@@ -92,8 +98,49 @@ def check_cascade_scoring(suite: Suite) -> None:
         )
 
 
+def judged_forward(a: AttackSpec, stochastic: bool, uses_gradients: bool) -> bool:
+    """The attack's forward is the judge's: the real defense (full or BPDA gradients, or queries), with no
+    randomness or the judge's det seeds (:attr:`robbench.attacks.target.Target.judged_forward`)."""
+    through = (a.gradient in ("full", "bpda") or not uses_gradients) and a.surrogate is None
+    return through and (not stochastic or a.randomness == "det")
+
+
+def early_stops(suite: Suite, defenses: dict[str, Any], attacks: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(attack id, defense id, what stops early) of every cell where a library stopping rule would decide
+    what is returned although the attack's forward is not the judge's."""
+    out = []
+    for a in suite.attacks:
+        cls = attacks.get(a.id)
+        if cls is None or getattr(cls, "threat_free", False):
+            continue
+        what = cls.stops_early(parse_params(cls.Params, a.params, f"attack {a.id}"))
+        if not what:
+            continue
+        for d in _targets(suite, a):
+            if not judged_forward(a, bool(getattr(defenses.get(d.display), "stochastic", False)), cls.uses_gradients):
+                out.append((a.id, d.display, what))
+    return out
+
+
+def check_early_stop(suite: Suite, defenses: dict[str, Any], attacks: dict[str, Any]) -> None:
+    """A library's first-success rule where a success the attack sees need not be the judge's."""
+    if "library-early-stop" in suite.evaluation.overrides:
+        return
+    found = early_stops(suite, defenses, attacks)
+    if found:
+        a, d, what = found[0]
+        raise SuiteError(
+            f"attack {a} on {d}: {what} keeps the library's stopping rule, but its forward is not the judge's "
+            "(randomised draws, gray-box, transfer or custom gradients): a point it 'breaks' on one forward, or "
+            "leaves as the clean image, flatters the defense",
+            hint="use robbench's pgd, square or autoattack without fab/fab-t there (every point attacked, best "
+            "iterate kept), or add `overrides: [library-early-stop]` under evaluation (recorded and flagged)",
+        )
+
+
 def check_honest(suite: Suite, defenses: dict[str, Any], attacks: dict[str, Any]) -> None:
     """All refusals of this module (see the module docstring)."""
     check_cascade_scoring(suite)
+    check_early_stop(suite, defenses, attacks)
     check_det_batching(suite, defenses)
     check_draws(suite, defenses, attacks)

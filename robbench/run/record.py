@@ -9,6 +9,7 @@ from the results directory alone: ``robbench run OUT/suite.yaml --out NEW_OUT``.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata as md
 import os
 import platform
@@ -43,6 +44,14 @@ def git_state() -> dict[str, Any]:
         return {"git_sha": None, "git_dirty": None}
     status = git("status", "--porcelain", "--untracked-files=no", "--", str(here))
     return {"git_sha": sha.strip(), "git_dirty": None if status is None else bool(status.strip())}
+
+
+@functools.cache
+def code_stamp() -> dict[str, Any]:
+    """The code that produces rows in this process, stamped on every shard it writes."""
+    from robbench import RESULTS_VERSION, __version__
+
+    return {"robbench": __version__, "results_version": RESULTS_VERSION, **git_state()}
 
 
 def checkpoint_hashes(suite: Any, zoo_dir: str | None) -> dict[str, str | None]:

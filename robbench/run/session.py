@@ -134,6 +134,7 @@ def _finish(
     failures = list(dict.fromkeys(rep.failures + faults))
     manifest.warnings = warns
     manifest.checkpoints = checkpoint_hashes(plan.suite, plan.zoo_dir)
+    manifest.code_versions = rd.code_versions({c.id for c in plan.cells})
     if checks:
         from robbench.run.checks.suite_checks import run_checks
 
@@ -202,6 +203,14 @@ def _run_locked(
     if fresh and rd.rows_dir.exists():
         shutil.rmtree(rd.rows_dir)
     clear_failed(rd)  # units that failed last time run again
+    stale = rd.retire_stale()
+    if stale:
+        note = (
+            f"set aside {stale} stored rows written by another results version (now in {rd.rows_dir / '.stale'}); "
+            "they are recomputed, never mixed with current rows"
+        )
+        plan.notes.append(note)
+        print(f"note: {note}", file=sys.stderr)
     units = plan_units(plan, rd.done_keys(), st.shard)
     manifest = _begin(plan, rd, st)
     accel = {"compile": opts.compile, "channels_last": opts.channels_last} if opts.compile or opts.channels_last else {}

@@ -21,6 +21,7 @@ from robbench.run.cascade import split_unit
 from robbench.run.components import RunComponents
 from robbench.run.determinism import apply_from_env
 from robbench.run.plan import Plan, Unit
+from robbench.run.record import code_stamp
 
 
 class UnitRunner:
@@ -72,6 +73,6 @@ class UnitRunner:
             by_id = {r["sample_id"]: r for r in rows} | {r["sample_id"]: r for r in skipped.values()}
             rows = [by_id[data.ids[i]] for i in unit.indices]
         first = self.plan.sample_positions[unit.indices[0]]
-        self.results.write_shard(cell.id, shard_name(first, [r["sample_id"] for r in rows]), rows)
+        self.results.write_shard(cell.id, shard_name(first, [r["sample_id"] for r in rows]), rows, code_stamp())
         # flagged rows (robbench.run.faults) are reported by the session from the stored rows, resumed ones too
         return len(rows)

@@ -176,12 +176,12 @@ DEFAULT_DRAWS = 4
 #: fewer judge draws than this on a stochastic defense is refused unless overridden, and flagged
 MIN_HONEST_DRAWS = 4
 #: what ``evaluation.overrides`` may allow; each is recorded in the manifest and shown beside its cells
-Override = Literal["few-draws", "scoring"]
+Override = Literal["few-draws", "scoring", "det-seeds-judge", "library-early-stop"]
 
 
 class Evaluation(_Strict):
-    #: judge draws m of a stochastic defense attacked with fresh randomness (default 4); fewer than 4
-    #: needs ``overrides: [few-draws]``
+    #: judge draws m of every cell of a stochastic defense, det or fresh (default 4); fewer than 4
+    #: needs ``overrides: [few-draws]``; a det cell's draw 0 is the attacker's seeds
     draws: int | None = Field(default=None, ge=1, le=1000)
     #: the headline scoring of those draws; anything but ``worst`` needs ``overrides: [scoring]``
     #: (``robbench table --scoring`` shows the others from the same rows at any time)
@@ -198,7 +198,7 @@ class Evaluation(_Strict):
 
     @property
     def judge_draws(self) -> int:
-        """The judge draws of a stochastic defense under fresh randomness."""
+        """The judge draws of a stochastic defense (every attack, det or fresh)."""
         return self.draws if self.draws is not None else DEFAULT_DRAWS
 
 

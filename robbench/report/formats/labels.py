@@ -29,17 +29,17 @@ def _short(label: str) -> str:
 
 _LEGEND = {
     "deterministic": "determ. = deterministic defense, one forward",
-    "det-seed": "det-seed = stochastic defense with its seeds fixed and known to the attacker (one draw)",
+    "det-seed": "det-seed = stochastic defense judged only on the seeds known to the attacker (one draw)",
     "single draw": "1 draw = stochastic defense judged on one fresh draw",
-    "worst": "worst/m = robust only if correct on all m fresh draws",
+    "worst": "worst/m = robust only if correct on all m draws (a det cell's draw 0 is the attacker's seeds)",
     "mean": "mean/m = average correctness over m fresh draws",
     "majority": "maj/m = majority vote over m fresh draws",
     "first": "first/m = the first of m fresh draws",
     "min over": "min/k atk = per sample, the worst case over k attacks",
 }
 _OVERRIDE_LEGEND = (
-    "! = fewer than 4 judge draws or a scoring other than worst (evaluation.overrides, or table --scoring): "
-    "can overstate robustness"
+    "! = fewer than 4 judge draws, det cells judged on the attacker's seeds alone, or a scoring other than worst "
+    "(evaluation.overrides, or table --scoring): can overstate robustness"
 )
 
 
@@ -56,8 +56,11 @@ def legend(labels: Sequence[str]) -> list[str]:
 
 #: what the ``evaluation`` / ``kind`` column means (every human format prints it)
 UB_DAGGER = "†"
+WEAK_SIGN = "ʷ"
 EVALUATION_LEGEND = (
     f"{UB_DAGGER} = upper bound only: gray-box or transfer attacks, which bound robustness from above and do not "
-    "measure it; every other attacked line attacks the defense itself, and a worst-case line without ub is "
-    "the defense's adaptive robust accuracy (per-sample worst case over all its attacks)"
+    f"measure it; {WEAK_SIGN} = adaptive (weak): through the defense but below the strength floor (fewer than 10 "
+    "gradient steps or 1000 queries, or single-draw gradients on a randomised defense); every other attacked line "
+    "attacks the defense itself, and a worst-case line without a mark is the defense's adaptive robust accuracy "
+    "(per-sample worst case over all its attacks)"
 )

@@ -8,7 +8,7 @@ import pandas as pd
 
 from robbench.report.formats.numbers import pct, rep_pct
 from robbench.report.formats.tidy import tidy_cells, tidy_columns
-from robbench.report.pivot import UB_MARK, Pivot, PivotCell
+from robbench.report.pivot import Pivot, PivotCell
 from robbench.suite.reported import WORST
 
 
@@ -103,7 +103,7 @@ def _rep_cell(pivot: Pivot, cell: PivotCell | None) -> str:
 def _measured_cell(cell: PivotCell | None) -> str:
     if cell is None or not cell.measured:
         return ""
-    mark = r"$^{\mathrm{" + UB_MARK + "}}$" if cell.upper_bound else ""
+    mark = r"$^{\mathrm{" + cell.mark + "}}$" if cell.mark else ""
     return pct(cell.accuracy) + mark + r"\,{\scriptsize [" + pct(cell.ci_low) + ", " + pct(cell.ci_high) + "]}"
 
 

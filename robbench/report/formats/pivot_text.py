@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from robbench.report.formats.numbers import ci_text, diff_pts, pct, rep_pct
-from robbench.report.pivot import UB_MARK, Pivot, PivotCell
+from robbench.report.pivot import Pivot, PivotCell
 
 
 # ---- pivot ---------------------------------------------------------------------------------------
@@ -18,7 +18,7 @@ def _cell_md(cell: PivotCell | None, pivot: Pivot) -> str:
     parts = []
     if cell.measured:
         parts.append(
-            f"{pct(cell.accuracy)} {ci_text(cell.ci_low, cell.ci_high)}" + (f" {UB_MARK}" if cell.upper_bound else "")
+            f"{pct(cell.accuracy)} {ci_text(cell.ci_low, cell.ci_high)}" + (f" {cell.mark}" if cell.mark else "")
         )
     elif cell.has_reported:
         parts.append("-")

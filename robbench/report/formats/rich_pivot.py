@@ -6,7 +6,7 @@ from typing import Any
 
 from robbench.report.formats.labels import SUPERSCRIPT, legend, short_scoring
 from robbench.report.formats.numbers import ci_text, diff_pts, pct, rep_pct
-from robbench.report.pivot import UB_MARK, Pivot, PivotCell
+from robbench.report.pivot import Pivot, PivotCell
 from robbench.suite.reported import WORST
 
 
@@ -18,8 +18,8 @@ def _cell_rich(cell: PivotCell | None, pivot: Pivot):  # type: ignore[no-untyped
         return t
     if cell.measured:
         t.append(pct(cell.accuracy), style="bold")
-        if cell.upper_bound:
-            t.append(f" {UB_MARK}", style="yellow")
+        if cell.mark:
+            t.append(f" {cell.mark}", style="yellow")
         t.append("\n" + ci_text(cell.ci_low, cell.ci_high, sep=","), style="dim")
     else:
         t.append("-")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from robbench.report.formats.labels import EVALUATION_LEGEND, SUPERSCRIPT, UB_DAGGER, legend, short_scoring
+from robbench.report.formats.labels import EVALUATION_LEGEND, SUPERSCRIPT, UB_DAGGER, WEAK_SIGN, legend, short_scoring
 from robbench.report.formats.numbers import ci_text, rep_pct
 from robbench.report.formats.tidy import tidy_cells
 from robbench.report.summary import is_missing
@@ -77,6 +77,8 @@ def _cells(row: pd.Series, lay: _Layout) -> list[Any]:
     acc = Text(c["accuracy"], style="bold" if worst else "")
     if c["evaluation"].startswith("upper bound"):
         acc.append(UB_DAGGER, style="yellow")
+    elif c["evaluation"] == "adaptive (weak)":
+        acc.append(WEAK_SIGN, style="yellow")
     cells += [acc, ci_text(row["ci_low"], row["ci_high"], sep=",")]
     if lay.show_clean:
         cells.append(c["clean_accuracy"])

@@ -47,10 +47,12 @@ def _repeat_and_spread(defense: Defense, x: torch.Tensor, ids: list[str], seed: 
 
 
 def _attacked_adaptively(plan: Plan, display: str) -> tuple[bool, bool]:
-    """(the defense has attacked cells, one of them uses EoT, det randomness or AutoAttack-rand)."""
+    """(the defense has attacked cells, one of them goes through the defense (full, BPDA or custom gradients,
+    or queries; not gray-box, not transfer) and uses EoT, det randomness or AutoAttack-rand)."""
     cells = [c for c in plan.cells if c.defense.display == display and c.threat is not None]
-    adaptive = any(c.eot > 1 or c.randomness == "det" for c in cells)
-    aa_rand = any(c.attack.name == "autoattack" and c.attack.params.get("version") == "rand" for c in cells)
+    through = [c for c in cells if c.attack.evaluation == "adaptive"]
+    adaptive = any(c.eot > 1 or c.randomness == "det" for c in through)
+    aa_rand = any(c.attack.name == "autoattack" and c.attack.params.get("version") == "rand" for c in through)
     return bool(cells), adaptive or aa_rand
 
 
