@@ -80,6 +80,13 @@ TimeoutMin = Annotated[
 Retries = Annotated[
     int, typer.Option("--max-retries", min=0, help="extra attempts for a failing unit before its rows record the error")
 ]
+MaxMinutes = Annotated[
+    float | None,
+    typer.Option(
+        "--max-minutes",
+        help="start no new unit after N minutes; units in flight finish and are stored; rerun to resume",
+    ),
+]
 Compile = Annotated[bool, typer.Option("--compile", help="torch.compile the classifier and generative models")]
 ChannelsLast = Annotated[bool, typer.Option("--channels-last", help="channels-last memory format for the models")]
 Checks = Annotated[
@@ -98,6 +105,12 @@ def _report(report: RunReport, table_fmt: str) -> None:
         f"{report.seconds:.1f}s -> {report.out}",
         highlight=False,
     )
+    if report.units_left:
+        err.print(
+            f"[bold yellow]stopped at the time limit:[/] {report.units_left} units not started; run the same "
+            "command again to resume",
+            highlight=False,
+        )
     if table_fmt != "none":
         _print_table(report.out, table_fmt, None)
     for w in report.warnings:
@@ -134,6 +147,7 @@ def run(
     mem_gb: MemGb = None,
     timeout_min: TimeoutMin = None,
     max_retries: Retries = 2,
+    max_minutes: MaxMinutes = None,
     compile_models: Compile = False,
     channels_last: ChannelsLast = False,
     checks: Checks = True,
@@ -146,7 +160,7 @@ def run(
     from robbench import api
 
     names = ["executor", "workers", "shards", "cluster", "slurm_partition", "slurm_account", "gpus_per_job"]
-    names += ["cpus_per_job", "mem_gb", "timeout_min", "max_retries", "channels_last"]
+    names += ["cpus_per_job", "mem_gb", "timeout_min", "max_retries", "channels_last", "max_minutes"]
     given = locals()
     execution = {k: given[k] for k in names if given[k] is not None} | {"compile": compile_models}
     try:

@@ -17,7 +17,8 @@ from robbench.core.components import format_validation_error
 from robbench.errors import ResultsError
 from robbench.suite.model import AttackSpec, Suite
 
-Status = Literal["running", "complete", "failed", "aborted"]
+#: stopped: ``--max-minutes`` ran out with units left (a rerun of the same command resumes)
+Status = Literal["running", "complete", "failed", "aborted", "stopped"]
 
 
 class _Record(BaseModel):

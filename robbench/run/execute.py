@@ -15,6 +15,7 @@ those units. The coordinating process holds the results directory's lock for the
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from robbench.run.backends.base import Backend, UnitKey, UnitResult
 from robbench.run.backends.inprocess import InProcessBackend
 from robbench.run.backends.pool import PoolBackend
 from robbench.run.backends.worker import worker_spec
-from robbench.run.options import ExecOptions
+from robbench.run.options import ExecOptions, ExecutorError
 from robbench.run.progress import ProgressBar
 from robbench.run.record import code_stamp
 from robbench.run.threads import choose_threads
@@ -48,6 +49,8 @@ class ExecReport:
     job_ids: list[str] = field(default_factory=list)
     #: compute-check records made by the workers beside the units, by defense (see robbench.run.checks)
     checks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: units not started because ``--max-minutes`` ran out (a rerun resumes them)
+    units_left: int = 0
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -58,6 +61,7 @@ class ExecReport:
             "failed_units": self.failed_units,
             "job_ids": self.job_ids[:1000],
             "checks_in_workers": sorted(self.checks),
+            "units_left": self.units_left,
         }
 
 
@@ -186,16 +190,28 @@ def execute(
     report = ExecReport()
     backend = make_backend(runner, keys, opts, device=device, threads=threads, checks=checks)
     report.backend = backend.name
+    if opts.max_minutes is not None:
+        if not hasattr(backend, "deadline"):
+            raise ExecutorError(
+                "--max-minutes applies to local runs", hint="cluster jobs have --timeout-min (they requeue)"
+            )
+        backend.deadline = time.monotonic() + 60 * opts.max_minutes
     attempts: dict[UnitKey, int] = {}
     progress = ProgressBar(sum(len(k[1]) for k in keys), quiet)
     try:
         with progress.running():
-            for stage in stages(runner, keys):
+            all_stages = stages(runner, keys)
+            for i, stage in enumerate(all_stages):
                 pending = stage
                 while pending:
                     report.rounds.append(len(pending))
                     results = backend.run_round(pending, progress)
+                    ran = {r.key for r in results}
+                    report.units_left += sum(k not in ran for k in pending)
                     pending = [r.key for r in results if _settle(runner, r, opts, attempts, report)]
+                if report.units_left:  # the time limit: later stages are left for the resume too
+                    report.units_left += sum(len(s) for s in all_stages[i + 1 :])
+                    break
     finally:
         backend.close()
         report.job_ids = list(getattr(backend, "job_ids", []))

@@ -89,6 +89,9 @@ class ExecOptions(BaseModel):
     compile: bool = False
     #: channels-last memory format for the classifier and generative models
     channels_last: bool = False
+    #: local: start no new unit after this many minutes; the units in flight finish and are stored, the
+    #: rest is left for the next run of the same command (a resume)
+    max_minutes: float | None = Field(default=None, gt=0, le=60 * 24 * 365)
 
 
 _SUBMITIT_ONLY = {

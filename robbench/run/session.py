@@ -50,6 +50,8 @@ class RunReport:
     failures: list[str] = field(default_factory=list)
     #: flagged rows that do not fail the run (a defense's NaN/inf logits; robbench.run.faults)
     warnings: list[str] = field(default_factory=list)
+    #: units not started because ``--max-minutes`` ran out
+    units_left: int = 0
 
 
 def default_out(suite: Suite) -> Path:
@@ -135,14 +137,14 @@ def _finish(
     manifest.warnings = warns
     manifest.checkpoints = checkpoint_hashes(plan.suite, plan.zoo_dir)
     manifest.code_versions = rd.code_versions({c.id for c in plan.cells})
-    if checks:
+    if checks and not rep.units_left:
         from robbench.run.checks.suite_checks import run_checks
 
         records = run_checks(plan, runner, compute=compute_checks, computed=rep.checks)
         manifest.checks = [CheckRecord.model_validate(r) for r in records]
-    else:  # --no-checks: keep earlier checks only when this run stored no new row
+    else:  # --no-checks or stopped at the time limit: earlier checks only when no new row was stored
         manifest.checks = kept_checks if rep.written == 0 else None
-    manifest.status = "complete" if not failures else "failed"
+    manifest.status = "failed" if failures else "stopped" if rep.units_left else "complete"
     manifest.failures = failures
     manifest.finished = datetime.now(UTC).isoformat()
     manifest.seconds = round(time.perf_counter() - start, 2)
@@ -288,4 +290,5 @@ def run_suite(
         time.perf_counter() - start,
         failures,
         warns,
+        rep.units_left,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from robbench.run.backends.base import Progress, UnitKey, UnitResult
@@ -16,11 +17,15 @@ class InProcessBackend:
 
     def __init__(self, runner: UnitRunner) -> None:
         self.runner = runner
+        #: time.monotonic() after which no unit starts (``--max-minutes``); None: no limit
+        self.deadline: float | None = None
 
     def run_round(self, keys: Sequence[UnitKey], progress: Progress) -> list[UnitResult]:
         labels = {c.id: c.label for c in self.runner.plan.cells}
         out = []
         for key in keys:
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                break  # the rest is left for a resume
             progress.describe(labels.get(key[0], key[0]))
             out.append(run_unit_safely(self.runner, key, progress=progress.advance))
         return out

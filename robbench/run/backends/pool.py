@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -125,6 +126,11 @@ class PoolBackend:
         #: check tasks queued ahead of the next round's units, and the records answered, by defense
         self.check_tasks: list[CheckTask] = []
         self.check_records: dict[str, list[dict[str, Any]]] = {}
+        #: time.monotonic() after which no unit starts (``--max-minutes``); None: no limit
+        self.deadline: float | None = None
+
+    def _past_deadline(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
 
     def start(self, jobs: int) -> None:
         """Start the workers for ``jobs`` queued items now (at most ``workers``): their start-up
@@ -157,8 +163,8 @@ class PoolBackend:
         self.start(len(queue))
         results: dict[UnitKey, UnitResult] = {}
         idle, busy = list(self.workers), list[Any]()
-        while queue or busy:
-            while idle and queue:
+        while busy or (queue and not self._past_deadline()):
+            while idle and queue and not self._past_deadline():
                 w = idle.pop()
                 w.key = queue.popleft()
                 w.conn.send(w.key)
@@ -171,7 +177,7 @@ class PoolBackend:
                 if free is not None:
                     busy.remove(w)
                     idle.append(free)
-        return [results[k] for k in keys]
+        return [results[k] for k in keys if k in results]  # past the deadline: the units that ran
 
     def _collect(self, w: _Worker, results: dict[UnitKey, UnitResult], progress: Progress) -> _Worker | None:
         """Take worker ``w``'s answer if it has one; returns the worker free for the next item (a fresh
