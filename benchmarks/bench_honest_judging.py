@@ -42,13 +42,14 @@ def cells(out: Path) -> pd.DataFrame:
     frames = [pq.read_table(p).to_pandas() for p in sorted((out / "rows").glob("*/*.parquet"))]
     rows = pd.concat(frames, ignore_index=True)
     rows["robust"] = [bool(all(d)) for d in rows["adv_correct_draws"]]
+    rows["unperturbed"] = (rows["pert_linf"] == 0) & (rows["attack"] != "clean")
     g = rows.groupby(["defense", "attack"], sort=False)
     return pd.DataFrame(
         {
             "n": g.size(),
             "acc": 100 * g["robust"].mean(),
             "draws": g["draws"].max(),
-            "unperturbed": g.apply(lambda d: int(((d["pert_linf"] == 0) & (d["attack"] != "clean")).sum())),
+            "unperturbed": g["unperturbed"].sum(),
         }
     )
 
@@ -68,7 +69,7 @@ def main() -> None:
             before, after = cells(Path(tmp) / "before"), cells(Path(tmp) / "after")
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=ROOT, check=False)
-    table = before.join(after, lsuffix=" before", rsuffix=" after", how="outer")
+    table = before.add_suffix(" before").join(after.add_suffix(" after"), how="outer")
     print(f"# honest judging, before ({args.before}) and after; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(f"load {' '.join(load0)} -> {' '.join(load_average())}; wall {t_old:.0f} s before, {t_new:.0f} s after\n")
     cols = ["defense", "attack", *table.columns]

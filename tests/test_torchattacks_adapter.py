@@ -205,3 +205,16 @@ def test_adapter_seeds_the_global_generator_in_a_fork(fake_torchattacks, digits_
     assert torch.equal(torch.get_rng_state(), before)
     x2 = atk.run(target, data.x[:4], data.y[:4], ThreatModel("linf", 0.1), rng=SampleRNG.for_samples("abcd", 0))
     assert torch.equal(x1, x2) and not torch.equal(x1, data.x[:4])
+
+
+def test_refused_where_its_forward_is_not_the_judges_unless_overridden(fake_torchattacks, write_suite) -> None:  # type: ignore[no-untyped-def]
+    """Issue 25 item 2: torchattacks keeps its own return rule (early stop, first success or the clean
+    image), which only the judge's own forward can confirm: randomised and gray-box targets are refused."""
+    attack = {"id": "a", "name": "torchattacks.PGD", "params": {"kwargs": {"steps": 3}}}
+    for defense, extra in (({"name": "random_noise"}, {}), ({"name": "quantize"}, {"gradient": "classifier"})):
+        suite = base_suite(defenses=[defense], attacks=[{**attack, **extra}])
+        with pytest.raises(SuiteError, match="stopping rule") as exc:
+            load_suite(write_suite(suite))
+        assert "library-early-stop" in (exc.value.hint or "")
+        load_suite(write_suite({**suite, "evaluation": {"overrides": ["library-early-stop"]}}))
+    load_suite(write_suite(base_suite(defenses=[{"name": "quantize"}], attacks=[attack])))  # the judge's forward

@@ -1,8 +1,9 @@
 """Paired per-sample tests behind REPORT.md: `python results/fashion_mnist/paired.py [RESULTS_DIR]`.
 
-Each line pairs two cells of the stored run on the same 64 test images: accuracy of each (stochastic
-defenses under fresh randomness scored worst of 4 draws; det-seed cells their one known draw), the
-images robust in only one of them, and the exact McNemar p-value (robbench.report.compare.mcnemar_exact).
+Each line pairs two cells of the stored run on the same test images (256): accuracy of each (every cell
+of a stochastic defense scored worst of its 4 judge draws, det cells included: their draw 0 is the
+attacker's seeds, the other three fresh), the images robust in only one of them, and the exact McNemar
+p-value (robbench.report.compare.mcnemar_exact). Both sides of every pair are scored the same way.
 """
 
 from __future__ import annotations

@@ -79,6 +79,7 @@ class ADP(Defense):
 
     Params = ADPParams
     stochastic = True
+    iterative = True
     example_params = {
         "score_model": "tiny-score-digits",
         "steps": 2,

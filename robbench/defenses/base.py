@@ -28,6 +28,12 @@ class Defense(Component, nn.Module):
     has_purifier: ClassVar[bool] = True
     #: True when the defense classifies on its own (e.g. RDC) and ignores the suite's classifier
     own_classifier: ClassVar[bool] = False
+    #: False when the exact gradient through ``purify`` carries no signal (rounding, hard thresholds):
+    #: the ``adaptive`` attack then uses BPDA and queries instead of the full gradient
+    differentiable: ClassVar[bool] = True
+    #: True for purifiers that iterate (score ascent, reverse diffusion): exact gradients through them can
+    #: vanish or explode, so ``adaptive`` adds BPDA beside the full gradient
+    iterative: ClassVar[bool] = False
 
     def __init__(self, params: Params, ctx: BuildContext) -> None:
         super().__init__()

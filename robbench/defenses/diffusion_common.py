@@ -174,6 +174,7 @@ class DiffusionPurifier(Defense):
 
     Params: ClassVar[type[Params]] = DiffusionParams
     stochastic = True
+    iterative = True
     #: network images evaluated per sample and reverse step (eps net; guided variants add more)
     evals_per_step: ClassVar[int] = 1
 

@@ -172,6 +172,7 @@ class PurSAMERE(Defense):
 
     Params = PurSAMEREParams
     stochastic = False
+    iterative = True
     example_params = {
         "score_model": "tiny-score-digits",
         "eps_pur": 0.1,

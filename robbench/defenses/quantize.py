@@ -37,6 +37,7 @@ class Quantize(Defense):
 
     Params = QuantizeParams
     example_params = {"levels": 4}
+    differentiable = False
 
     def purify(self, x: Tensor, *, rng: SampleRNG | None = None) -> Tensor:
         steps = float(cast(QuantizeParams, self.params).levels - 1)

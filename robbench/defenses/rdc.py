@@ -109,6 +109,7 @@ class RDC(Defense):
     cls_w: Tensor
     abar_all: Tensor
     stochastic = True
+    iterative = True
     own_classifier = True
     runtime_params: ClassVar[frozenset[str]] = frozenset({"chunk"})
     example_params: ClassVar[dict[str, object]] = {

@@ -92,6 +92,7 @@ class ScoreOpt(Defense):
 
     Params = ScoreOptParams
     stochastic = True
+    iterative = True
     example_params = {"score_model": "tiny-score-digits", "steps": 2, "loss": "sr", "variant": "n", "micro_batch": 16}
 
     def __init__(self, params: ParamsModel, ctx: BuildContext) -> None:

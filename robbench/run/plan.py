@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from robbench.core.identity import sample_id
 from robbench.data.base import load_dataset
+from robbench.run.adaptive import expand_adaptive
 from robbench.run.cascade import Cascade
 from robbench.run.cells import Cell, Identities, build_cells
 from robbench.suite.model import Suite
@@ -42,6 +43,10 @@ class Plan:
         zoo_dir: str | None = None,
         base_dir: str | None = None,
     ) -> None:
+        #: warnings about the suite found while planning (EoT forced to 1, ...) and the expansion of
+        #: ``adaptive`` entries: `robbench validate` prints them, the manifest records them
+        self.notes: list[str] = []
+        suite = expand_adaptive(suite, self.notes)
         self.suite = suite
         self.suite_text = suite_text
         #: the suite file's folder (relative checkpoint paths in ``suite_text`` resolve against it)
@@ -51,9 +56,6 @@ class Plan:
         self.dataset = load_dataset(suite.data.dataset, self.data_dir)
         self.sample_positions = _positions(suite, self.dataset.size(suite.data.split))
         self.classifier_identity = model_identity(suite.classifier) if suite.classifier else None
-        #: warnings about the suite found while planning (EoT forced to 1, ...): `robbench validate`
-        #: prints them, the manifest records them
-        self.notes: list[str] = []
         ids = Identities(self.classifier_identity, {"dataset": suite.data.dataset, "split": suite.data.split})
         self.cells = build_cells(suite, ids, self.notes)
         self.cascade = Cascade(self.cells, suite.evaluation.scoring) if suite.evaluation.cascade else None

@@ -170,7 +170,11 @@ def check_models(suite: Suite) -> None:
 
 
 def check_suite(suite: Suite, *, data_dir: str | None = None, models: bool = True) -> None:
-    """Resolve every name, validate every parameter, check data, budgets and models. Computes nothing."""
+    """Resolve every name, validate every parameter, check data, budgets and models. Computes nothing.
+    ``adaptive`` entries are checked as the protocols they expand into (:mod:`robbench.run.adaptive`)."""
+    from robbench.run.adaptive import expand_adaptive
+
+    suite = expand_adaptive(suite)
     ds = check_data(suite, data_dir)
     check_threats(suite, ds)
     ctx = BuildContext(dataset=ds, device=torch.device("cpu"), suite_seed=suite.seed)
