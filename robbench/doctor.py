@@ -263,6 +263,10 @@ def plugins() -> list[Finding]:
             continue
         for name, entry in entries.items():
             by_dist.setdefault(entry.dist, []).append(f"{kind}:{name}")
+            try:
+                reg.get(name)  # import it: a plugin that fails to import must not look healthy
+            except RobbenchError as exc:
+                out.append(Finding("plugins", f"{kind}:{name}", "bad", exc.message, exc.hint))
     for dist, names in sorted(by_dist.items()):
         out.append(
             Finding(

@@ -15,6 +15,8 @@ ROOT = Path(__file__).parents[1] / "robbench"
 LAYERS = {
     "core": 0,
     "errors": 0,
+    "components": 0,  # deprecated shims of core.components and core.seeding
+    "seeding": 0,
     "suite": 1,
     "models": 2,
     "data": 2,

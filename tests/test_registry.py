@@ -121,3 +121,23 @@ def test_registry_refuses_an_entry_that_is_not_a_subclass_of_its_kind(tmp_path: 
     )
     assert out.returncode != 0
     assert "is not a subclass of robbench.defenses.base.Defense" in out.stderr and "robbench-faulty" in out.stderr
+
+
+def test_a_plugin_that_fails_to_import_is_named_by_doctor_validate_and_run(tmp_path: Path) -> None:
+    """Issue 26 item 9: a plugin module with a missing dependency must not look healthy."""
+    import yaml
+
+    from tests.conftest import base_suite, cli_cmd, cli_env
+
+    target = install_plugin("robbench_faulty", tmp_path / "faulty")
+    env = cli_env(target)
+    doctor = subprocess.run(cli_cmd("doctor"), capture_output=True, text=True, env=env)
+    assert "defenses:test_broken_import" in doctor.stdout and "fails to import" in doctor.stdout, doctor.stdout
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(yaml.safe_dump(base_suite(defenses=[{"name": "test_broken_import"}])))
+    out = tmp_path / "never"
+    for cmd in (("validate", str(suite)), ("run", str(suite), "--out", str(out))):
+        res = subprocess.run(cli_cmd(*cmd), capture_output=True, text=True, env=env)
+        assert res.returncode == 2, res.stderr[-2000:]
+        assert "robbench-faulty" in res.stderr and "ModuleNotFoundError" in res.stderr and "Traceback" not in res.stderr
+        assert not out.exists()

@@ -124,8 +124,7 @@ class Registry(Generic[T]):
         exposes every class of an external library); a family without that method has no members.
         """
         entry = self.entry(name)
-        module = importlib.import_module(entry.module)
-        obj: T = getattr(module, entry.attr)
+        obj: T = self._load(name, entry)
         if entry.member is not None:
             resolve = getattr(obj, "family_member", None)
             if resolve is None:
@@ -137,6 +136,25 @@ class Registry(Generic[T]):
             member: T = resolve(entry.member)
             return self._checked(name, entry, member)
         return self._checked(name, entry, obj)
+
+    def _load(self, name: str, entry: Entry) -> T:
+        """Import the entry point's object; a plugin that fails to import is one clear error naming it."""
+        try:
+            module = importlib.import_module(entry.module)
+        except Exception as exc:
+            raise RegistryError(
+                f"{self.kind[:-1]} {name!r} ({entry.value}) of package {entry.dist} fails to import: "
+                f"{type(exc).__name__}: {exc}",
+                hint=f"fix or reinstall {entry.dist} (its dependencies), or uninstall it",
+            ) from None
+        try:
+            obj: T = getattr(module, entry.attr)
+        except AttributeError:
+            raise RegistryError(
+                f"{self.kind[:-1]} {name!r}: module {entry.module} of package {entry.dist} has no {entry.attr!r}",
+                hint=f"fix the entry point of {entry.dist}, or uninstall it",
+            ) from None
+        return obj
 
     def _checked(self, name: str, entry: Entry, obj: T) -> T:
         """``obj`` if it subclasses the kind's base; a :class:`RegistryError` naming the package otherwise."""

@@ -2,7 +2,7 @@
 
 Resuming is exact: a partial checkpoint holds the step, the model, the optimiser (and scheduler)
 state and the EMA weights; all randomness of step ``i`` comes from a generator derived from
-``(seed, purpose, i)`` and the data order from :func:`robbench.zoo.train.batches` replayed to step
+``(seed, purpose, i)`` and the data order from :func:`batches` replayed to step
 ``i``. So a run killed after any saved step and restarted ends with bit-identical weights.
 """
 
@@ -26,10 +26,21 @@ def step_generator(seed: int, purpose: str, step: int) -> torch.Generator:
     return generator(derive_seed(seed, purpose, step))
 
 
+def batches(n: int, batch_size: int, steps: int, seed: int) -> Iterator[Tensor]:
+    """Index batches for ``steps`` steps, reshuffled every epoch from a seeded generator."""
+    g = generator(derive_seed(seed, "batches"))
+    perm = torch.randperm(n, generator=g)
+    pos = 0
+    for _ in range(steps):
+        if pos + batch_size > n:
+            perm = torch.randperm(n, generator=g)
+            pos = 0
+        yield perm[pos : pos + batch_size]
+        pos += batch_size
+
+
 def resumed_batches(n: int, batch_size: int, steps: int, seed: int, start: int) -> Iterator[tuple[int, Tensor]]:
     """``(step, index batch)`` for steps ``start..steps-1``: the data order of an uninterrupted run."""
-    from robbench.zoo.train import batches
-
     for step, idx in enumerate(batches(n, batch_size, steps, seed)):
         if step >= start:
             yield step, idx

@@ -3,14 +3,13 @@ generators; no dropout; CPU kernels are deterministic."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from robbench.core.seeding import derive_seed, generator
 from robbench.data.base import DataSplit
 from robbench.zoo.loop import Checkpointer, resumed_batches
 
@@ -24,19 +23,6 @@ def trainer(name: str) -> Callable[[Callable[..., dict[str, Any]]], Callable[...
         return fn
 
     return deco
-
-
-def batches(n: int, batch_size: int, steps: int, seed: int) -> Iterator[Tensor]:
-    """Index batches for ``steps`` steps, reshuffled every epoch from a seeded generator."""
-    g = generator(derive_seed(seed, "batches"))
-    perm = torch.randperm(n, generator=g)
-    pos = 0
-    for _ in range(steps):
-        if pos + batch_size > n:
-            perm = torch.randperm(n, generator=g)
-            pos = 0
-        yield perm[pos : pos + batch_size]
-        pos += batch_size
 
 
 @torch.no_grad()
