@@ -87,6 +87,9 @@ class Manifest(_Record):
     warnings: list[str] = Field(default_factory=list)
     #: None when the checks were not run (``--no-checks``); a list (maybe empty) when they were
     checks: list[CheckRecord] | None = None
+    #: what the checks were computed from (cells, stored rows, checkpoints, code): a warm rerun with the
+    #: same key reuses them instead of recomputing
+    checks_key: str | None = None
     checkpoints: dict[str, str | None] = Field(default_factory=dict)
     execution: dict[str, Any] = Field(default_factory=dict)
     git_sha: str | None = None

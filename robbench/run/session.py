@@ -108,6 +108,36 @@ def _check_writable(root: Path) -> None:
         )
 
 
+#: bump when a check's logic changes, so stored checks are recomputed
+CHECKS_VERSION = 1
+
+
+def checks_key(plan: Plan, rd: ResultsDir) -> str:
+    """What the checks depend on: the cells, the rows stored for each, the checkpoints, the code."""
+    from robbench import __version__
+    from robbench.core.identity import stable_hash
+
+    done = rd.done_keys()
+    return stable_hash(
+        {
+            "cells": sorted((c.id, len(done.get(c.id, ()))) for c in plan.cells),
+            "checkpoints": checkpoint_hashes(plan.suite, plan.zoo_dir),
+            "robbench": __version__,
+            "checks": CHECKS_VERSION,
+        }
+    )
+
+
+def _reusable_checks(rd: ResultsDir, key: str) -> list[CheckRecord] | None:
+    """The stored checks when they were computed from exactly this key (a warm rerun), else None."""
+    try:
+        raw = rd.read_manifest()
+        prev = Manifest.parse(raw, str(rd.manifest_path)) if raw is not None else None
+    except RobbenchError:
+        return None
+    return prev.checks if prev is not None and prev.checks_key == key else None
+
+
 def _previous_checks(rd: ResultsDir) -> list[CheckRecord] | None:
     """The checks of the manifest already in ``rd`` (None when there are none, or it is unreadable)."""
     try:
@@ -142,8 +172,9 @@ def _finish(
 
         records = run_checks(plan, runner, compute=compute_checks, computed=rep.checks)
         manifest.checks = [CheckRecord.model_validate(r) for r in records]
-    else:  # --no-checks or stopped at the time limit: earlier checks only when no new row was stored
+    else:  # reused, --no-checks, or stopped at the time limit: earlier checks only when no new row was stored
         manifest.checks = kept_checks if rep.written == 0 else None
+    manifest.checks_key = checks_key(plan, rd) if manifest.checks is not None else None
     manifest.status = "failed" if failures else "stopped" if rep.units_left else "complete"
     manifest.failures = failures
     manifest.finished = datetime.now(UTC).isoformat()
@@ -214,6 +245,7 @@ def _run_locked(
         plan.notes.append(note)
         print(f"note: {note}", file=sys.stderr)
     units = plan_units(plan, rd.done_keys(), st.shard)
+    reuse = _reusable_checks(rd, checks_key(plan, rd)) if checks and not units else None
     manifest = _begin(plan, rd, st)
     accel = {"compile": opts.compile, "channels_last": opts.channels_last} if opts.compile or opts.channels_last else {}
     runner = UnitRunner(plan, rd, st.device, st.batch_size, accel)
@@ -226,7 +258,15 @@ def _run_locked(
     manifest.execution.update(rep.describe())
     compute = opts.executor == "local"
     failures, warns = _finish(
-        plan, rd, runner, manifest, rep, checks=checks, compute_checks=compute, kept_checks=kept, start=start
+        plan,
+        rd,
+        runner,
+        manifest,
+        rep,
+        checks=checks and reuse is None,
+        compute_checks=compute,
+        kept_checks=kept if reuse is None else reuse,
+        start=start,
     )
     return sum(len(u.indices) for u in units), rep, failures, warns
 
