@@ -104,3 +104,30 @@ def test_bad_adaptive_entries_are_refused_and_nothing_is_written(
     out = tmp_path / "never"
     res = runner.invoke(app, ["run", str(write_suite(suite)), "--out", str(out), "--quiet"])
     assert res.exit_code == 2 and not out.exists(), res.output
+
+
+def test_the_surrogate_process_is_a_cheaper_differentiable_purifier(digits_classifier: Any) -> None:
+    """Lee & Kim's surrogate process (``gradient: custom`` on the diffusion purifiers): the same forward
+    noise as the real purification, half the reverse steps, an exact and finite gradient."""
+    import torch
+
+    from robbench.attacks.target import Target
+    from robbench.core.components import BuildContext, parse_params
+    from robbench.core.seeding import SampleRNG
+    from robbench.data import load_dataset
+
+    cls = registry.defenses.get("diffpure")
+    ds = load_dataset("digits")
+    ctx = BuildContext(dataset=ds, device=torch.device("cpu"), classifier=digits_classifier)
+    defense = cls(parse_params(cls.Params, {**cls.example_params, "steps": 4}, "diffpure"), ctx).eval()
+    assert cls.surrogate_process and len(defense.surrogate_timesteps()) == 2 and len(defense.timesteps) == 4
+    x, y = ds.load("test").x[:4], ds.load("test").y[:4]
+    rng = SampleRNG.for_samples([str(i) for i in range(4)], 0, "sp")
+    e0 = defense.evals
+    defense(x, rng)
+    real = defense.evals - e0
+    target = Target(defense, gradient="custom", randomness="det", rng=rng)
+    e1 = defense.evals
+    _, grad, _ = target.loss_grad(x, y)
+    assert defense.evals - e1 < real  # cheaper than the real purification
+    assert torch.isfinite(grad).all() and grad.abs().sum() > 0

@@ -34,6 +34,9 @@ class Defense(Component, nn.Module):
     #: True for purifiers that iterate (score ascent, reverse diffusion): exact gradients through them can
     #: vanish or explode, so ``adaptive`` adds BPDA beside the full gradient
     iterative: ClassVar[bool] = False
+    #: True when ``custom_logits(x, rng)`` is a surrogate process (a cheaper purifier whose exact gradient
+    #: stands in for the real one's; Lee & Kim, ICCV 2023): ``adaptive`` then attacks through it too
+    surrogate_process: ClassVar[bool] = False
 
     def __init__(self, params: Params, ctx: BuildContext) -> None:
         super().__init__()

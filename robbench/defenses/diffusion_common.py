@@ -175,6 +175,8 @@ class DiffusionPurifier(Defense):
     Params: ClassVar[type[Params]] = DiffusionParams
     stochastic = True
     iterative = True
+    #: offers the surrogate process (``gradient: custom``, :meth:`custom_logits`)
+    surrogate_process = True
     #: network images evaluated per sample and reverse step (eps net; guided variants add more)
     evals_per_step: ClassVar[int] = 1
 
@@ -237,15 +239,17 @@ class DiffusionPurifier(Defense):
         """Tensors the guidance needs, computed once per purification (part of the autograd graph)."""
         return ()
 
-    def reverse_step(self, x_t: Tensor, noise: Tensor | None, t: int, s: int, *guide: Tensor) -> Tensor:
-        """One reverse step ``t -> s`` (``s = -1``: to data)."""
+    def reverse_step(
+        self, x_t: Tensor, noise: Tensor | None, t: int, s: int, *guide: Tensor, ddim: bool = False
+    ) -> Tensor:
+        """One reverse step ``t -> s`` (``s = -1``: to data); ``ddim`` forces the deterministic sampler."""
         p = cast(DiffusionParams, self.params)
         a_t, a_s = self.abar(t), self.abar(s)
         eps = self.guided_eps(x_t, t, guide)
         x0 = predict_x0(x_t, eps, a_t)
         if p.clip_denoised:
             x0 = x0.clamp(-1.0, 1.0)
-        if p.sampler == "ddim":
+        if ddim or p.sampler == "ddim":
             if p.clip_denoised:
                 eps = (x_t - math.sqrt(a_t) * x0) / math.sqrt(1.0 - a_t)
             return math.sqrt(a_s) * x0 + math.sqrt(1.0 - a_s) * eps
@@ -279,6 +283,31 @@ class DiffusionPurifier(Defense):
                 x_t = self.reverse_step(x_t, noise, t, s, *guide)
             self.evals += b * self.evals_per_step
         return from_diffusion(x_t).clamp(0.0, 1.0)
+
+    # -- the surrogate process (Lee & Kim, ICCV 2023): gradient mode ``custom`` ------------------------
+    def surrogate_timesteps(self) -> list[int]:
+        """The surrogate's reverse timesteps: half of the real ones (at least one), same t*."""
+        return reverse_timesteps(self.t_start, max(1, (len(self.timesteps) + 1) // 2))
+
+    def custom_logits(self, x: Tensor, rng: SampleRNG | None) -> Tensor:
+        """Logits through the surrogate process: the real forward noising (the same first draw ``z0``, so
+        ``det`` holds the judge's noise) and guidance, then a deterministic DDIM reverse pass with half the
+        steps, differentiated exactly (checkpointed like the real purifier). The judge uses the real one."""
+        if rng is None:
+            raise RobbenchError(f"{self._label()}: the surrogate process needs the random streams", hint="pass rng")
+        x_a = to_diffusion(x)
+        z0 = rng.randn_like(x)
+        guide = self.guide_state(x, x_a, z0)
+        x_t = q_sample(x_a, self.abar(self.t_start), z0)
+        seq = self.surrogate_timesteps()
+        use_ckpt = bool(getattr(self, "_checkpoint", False)) and torch.is_grad_enabled() and x_t.requires_grad
+        for t, s in zip(seq, [*seq[1:], -1]):
+            if use_ckpt:
+                x_t = checkpoint(self.reverse_step, x_t, None, t, s, *guide, ddim=True, use_reentrant=False)
+            else:
+                x_t = self.reverse_step(x_t, None, t, s, *guide, ddim=True)
+            self.evals += x.shape[0] * self.evals_per_step
+        return self.classify(from_diffusion(x_t).clamp(0.0, 1.0))
 
 
 def load_diffusion(ctx: BuildContext, ref: ModelRef, field: str) -> DiffusionModel:

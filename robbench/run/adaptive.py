@@ -38,6 +38,8 @@ def protocols(cls: Any, p: Any) -> list[Protocol]:
         if cls.has_purifier:
             out.append((f"BPDA{s}-EoT{k}", _pgd(p, gradient="bpda", eot=k), grad * k))
             out.append((f"BPDA{s}-det", _pgd(p, gradient="bpda", randomness="det"), det))
+        if cls.surrogate_process:  # Lee & Kim 2023: the exact gradient of a cheaper purifier, with EoT
+            out.append((f"SP{s}-EoT{k}", _pgd(p, gradient="custom", eot=k), grad * k))
     else:
         if cls.differentiable:
             out.append((f"PGD{s}-full", _pgd(p, gradient="full"), grad))
@@ -46,6 +48,8 @@ def protocols(cls: Any, p: Any) -> list[Protocol]:
                 out.append((f"APGD-CE{s}", {"name": "autoattack", "params": apgd, "gradient": "full"}, 2 * s))
         if cls.has_purifier and (cls.iterative or not cls.differentiable):
             out.append((f"BPDA{s}", _pgd(p, gradient="bpda"), grad))
+        if cls.surrogate_process:
+            out.append((f"SP{s}", _pgd(p, gradient="custom"), grad))
     if not cls.differentiable and importlib.util.find_spec("pyautoattack") is not None:
         out.append((f"Square{q}", {"name": "square", "params": {"n_queries": q}}, q))
     return out
