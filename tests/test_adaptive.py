@@ -131,3 +131,15 @@ def test_the_surrogate_process_is_a_cheaper_differentiable_purifier(digits_class
     _, grad, _ = target.loss_grad(x, y)
     assert defense.evals - e1 < real  # cheaper than the real purification
     assert torch.isfinite(grad).all() and grad.abs().sum() > 0
+
+
+def test_protocols_keep_only_the_norms_their_attack_supports() -> None:
+    """Native APGD is Linf/L2: on an L1-only suite adaptive leaves it out; on a mixed one it is cut to them."""
+    for threats, apgd_norms in (
+        ([{"norm": "l1", "eps": 4.0}], None),
+        ([{"norm": "l1", "eps": 4.0}, {"norm": "linf", "eps": 0.1}], ["linf"]),
+    ):
+        suite = Suite.model_validate(base_suite(threats=threats, attacks=[ADAPTIVE]))
+        apgd = [a for a in expand_adaptive(suite).attacks if a.name == "apgd"]
+        assert (apgd[0].norms if apgd else None) == apgd_norms
+        check_suite(suite, models=False)

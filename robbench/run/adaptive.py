@@ -43,9 +43,8 @@ def protocols(cls: Any, p: Any) -> list[Protocol]:
     else:
         if cls.differentiable:
             out.append((f"PGD{s}-full", _pgd(p, gradient="full"), grad))
-            if importlib.util.find_spec("pyautoattack") is not None:
-                apgd = {"version": "custom", "attacks": ["apgd-ce"], "apgd_iter": s}
-                out.append((f"APGD-CE{s}", {"name": "autoattack", "params": apgd, "gradient": "full"}, 2 * s))
+            apgd = {"steps": s, "restarts": r}  # native APGD: Linf and L2 only (see _norms)
+            out.append((f"APGD-CE{s}", {"name": "apgd", "params": apgd, "gradient": "full"}, 2 * (s + 1) * r))
         if cls.has_purifier and (cls.iterative or not cls.differentiable):
             out.append((f"BPDA{s}", _pgd(p, gradient="bpda"), grad))
         if cls.surrogate_process:
@@ -90,10 +89,23 @@ def _expand_one(suite: Suite, a: AttackSpec, notes: list[str]) -> list[AttackSpe
         notes.append(f"attack {a.id} on {d.display}: {', '.join(n for n, _, _ in found)} (~{cost} passes/sample)")
         for name, fields, _ in found:
             chosen.setdefault(name, (fields, []))[1].append(d.display)
-    return [
-        AttackSpec.model_validate({"id": f"{a.id}.{name}", **fields, "norms": a.norms, "defenses": displays})
-        for name, (fields, displays) in chosen.items()
-    ]
+    specs = []
+    for name, (fields, displays) in chosen.items():
+        norms = _norms(suite, a, fields["name"])
+        if norms is None or norms:  # a protocol with no threat of its norms is left out
+            specs.append(
+                AttackSpec.model_validate({"id": f"{a.id}.{name}", **fields, "norms": norms, "defenses": displays})
+            )
+    return specs
+
+
+def _norms(suite: Suite, a: AttackSpec, attack: str) -> list[str] | None:
+    """The norms of an expanded protocol: the entry's, cut to what the protocol's attack supports."""
+    supported = registry.attacks.get(attack).norms
+    wanted = a.norms if a.norms is not None else sorted({t.norm for t in suite.threats})
+    if all(n in supported for n in wanted):
+        return a.norms
+    return [n for n in wanted if n in supported]
 
 
 def expand_adaptive(suite: Suite, notes: list[str] | None = None) -> Suite:
