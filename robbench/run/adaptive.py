@@ -35,6 +35,8 @@ def protocols(cls: Any, p: Any) -> list[Protocol]:
         if cls.differentiable:
             out.append((f"PGD{s}-EoT{k}-full", _pgd(p, gradient="full", eot=k), grad * k))
             out.append((f"PGD{s}-det-full", _pgd(p, gradient="full", randomness="det"), det))
+            hammer = {"name": "diffhammer", "params": {"steps": s, "draws": k, "restarts": r}, "gradient": "full"}
+            out.append((f"DiffHammer{s}-{k}", hammer, 2 * (s + 1) * k * r))
         if cls.has_purifier:
             out.append((f"BPDA{s}-EoT{k}", _pgd(p, gradient="bpda", eot=k), grad * k))
             out.append((f"BPDA{s}-det", _pgd(p, gradient="bpda", randomness="det"), det))
