@@ -19,7 +19,7 @@ class ModelRef(BaseModel):
     arch: str | None = None
     checkpoint: str | None = None
     sha256: str | None = None
-    format: Literal["state_dict", "ncsnv2", "robustbench"] = "state_dict"
+    format: Literal["state_dict", "ncsnv2", "robustbench", "diffusers"] = "state_dict"
     config: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="before")

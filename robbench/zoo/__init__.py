@@ -207,7 +207,7 @@ def check_model_ref(ref: Any, where: str) -> None:
         else:
             models.entry(f["arch"])
             path = Path(f["checkpoint"]).expanduser()
-            if not path.is_file():
+            if not (path.is_file() or (f.get("format") == "diffusers" and path.is_dir())):
                 raise CheckpointError(
                     f"checkpoint {f['checkpoint']} not found", hint="give the local path of the checkpoint file"
                 )
@@ -227,10 +227,15 @@ def model_identity(ref: Any) -> dict[str, Any]:
         return {"zoo": r.name, "recipe": r.hash}
     from robbench.zoo.store import sha256_file
 
+    path = Path(f["checkpoint"]).expanduser()
+    if path.is_dir():  # a diffusers folder: every file of it (weights and configs) identifies the model
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+        digest = {str(p.relative_to(path)): sha256_file(p) for p in files}
+        return {"arch": f["arch"], "config": f.get("config", {}), "files": digest}
     return {
         "arch": f["arch"],
         "config": f.get("config", {}),
-        "sha256": f.get("sha256") or sha256_file(Path(f["checkpoint"]).expanduser()),
+        "sha256": f.get("sha256") or sha256_file(path),
     }
 
 
@@ -261,7 +266,12 @@ def load_model(
     else:
         path = Path(f["checkpoint"]).expanduser()
         fmt = f.get("format", "state_dict")
-        model = build_model(f["arch"], **f.get("config", {}))
+        config = dict(f.get("config") or {})
+        if fmt == "diffusers":  # the folder carries its own configs; the suite's config: overrides them
+            from robbench.zoo.external import diffusers_config
+
+            config = {**diffusers_config(path), **config}
+        model = build_model(f["arch"], **config)
         if fmt == "state_dict":
             state = load_state_dict(path, f.get("sha256"))
         else:

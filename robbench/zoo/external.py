@@ -15,6 +15,12 @@ Formats
     possibly wrapped as ``{"state_dict": ...}`` and/or with ``module.``-prefixed keys. Buffers the
     file lacks but the architecture has for its inside normalisation (``normalize.mean/std``) keep
     the architecture's configured values. Load it into ``wrn28_10`` (or any matching architecture).
+    ``diffusers``: a ``diffusers`` UNet2DModel folder (``checkpoint:`` is the folder): ``config.json``,
+    ``diffusion_pytorch_model.safetensors`` (or ``.bin``, read weights-only) and the DDPMScheduler's
+    ``scheduler_config.json``, at the top level as in ``google/ddpm-cifar10-32`` or in ``unet/`` and
+    ``scheduler/`` subfolders as in a pipeline folder. The UNet and schedule configs come from the
+    folder (:func:`diffusers_config`); ``sha256`` is that of the weights file. Load it into
+    ``diffusers_unet``.
 """
 
 from __future__ import annotations
@@ -29,7 +35,9 @@ from torch import nn
 from robbench.errors import CheckpointError
 from robbench.zoo.store import load_weights_only
 
-FORMATS = ("ncsnv2", "robustbench")
+FORMATS = ("ncsnv2", "robustbench", "diffusers")
+#: weight files of a diffusers model folder, in the order they are looked for
+DIFFUSERS_WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 
 
 def _strip(state: Mapping[str, Any], prefix: str = "module.") -> dict[str, Any]:
@@ -83,6 +91,84 @@ def read_robustbench(obj: Any, path: Path, model: nn.Module) -> dict[str, torch.
     return state
 
 
+def _diffusers_folder(path: Path, sub: str, name: str) -> Path:
+    """``path/name`` or ``path/sub/name`` (pipeline layout); a clear error naming what is missing."""
+    if not path.is_dir():
+        raise CheckpointError(
+            f"diffusers checkpoint {path} is not a folder",
+            hint="give the model folder (config.json + diffusion_pytorch_model.safetensors + scheduler_config.json)",
+        )
+    for cand in (path / name, path / sub / name):
+        if cand.is_file():
+            return cand
+    raise CheckpointError(
+        f"diffusers folder {path} has no {name} (looked in {path} and {path / sub})",
+        hint="copy the complete model folder as published (config.json, weights and scheduler_config.json)",
+    )
+
+
+def diffusers_config(path: str | Path) -> dict[str, Any]:
+    """The ``diffusers_unet`` config of a diffusers folder: its UNet config and DDPM schedule."""
+    import json
+
+    path = Path(path).expanduser()
+    out: dict[str, Any] = {}
+    for sub, name in (("unet", "config.json"), ("scheduler", "scheduler_config.json")):
+        f = _diffusers_folder(path, sub, name)
+        try:
+            cfg = json.loads(f.read_text())
+        except (OSError, ValueError) as exc:
+            raise CheckpointError(f"{f} is not JSON: {exc}", hint="re-download the model folder") from None
+        if not isinstance(cfg, dict):
+            raise CheckpointError(f"{f} is not a JSON object", hint="re-download the model folder")
+        if name == "config.json":
+            if cfg.get("_class_name", "UNet2DModel") != "UNet2DModel":
+                raise CheckpointError(
+                    f"{f} describes a {cfg.get('_class_name')}, not a UNet2DModel",
+                    hint="robbench's diffusers reader loads UNet2DModel folders (e.g. google/ddpm-cifar10-32)",
+                )
+            out["unet"] = cfg
+        else:
+            keys = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule")
+            out.update({k: cfg[k] for k in keys if k in cfg})
+    return out
+
+
+def read_diffusers(path: Path, sha256: str | None) -> dict[str, torch.Tensor]:
+    """The UNet's weights of a diffusers folder, keys prefixed ``unet.`` (safetensors, or .bin weights-only)."""
+    weights = None
+    for name in DIFFUSERS_WEIGHTS:
+        try:
+            weights = _diffusers_folder(path, "unet", name)
+            break
+        except CheckpointError:
+            continue
+    if weights is None:
+        raise CheckpointError(
+            f"diffusers folder {path} has no weights ({' or '.join(DIFFUSERS_WEIGHTS)})",
+            hint="copy the complete model folder as published",
+        )
+    if weights.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        from robbench.zoo.store import verify_sha256
+
+        if sha256 is not None:
+            verify_sha256(weights, sha256)
+        try:
+            state: Any = load_file(str(weights))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise CheckpointError(
+                f"{weights} is not a readable safetensors file: {exc}", hint="re-download it"
+            ) from None
+    else:
+        state = load_weights_only(weights, sha256)
+    if not _is_tensor_dict(state):
+        raise CheckpointError(f"{weights} is not a state dict of tensors", hint="re-download the model folder")
+    return {f"unet.{k}": v for k, v in state.items()}
+
+
 def read(fmt: str, path: str | Path, sha256: str | None, model: nn.Module) -> dict[str, torch.Tensor]:
     """Read the checkpoint at ``path`` in format ``fmt`` (see the module docstring) for ``model``."""
     path = Path(path).expanduser()
@@ -90,6 +176,8 @@ def read(fmt: str, path: str | Path, sha256: str | None, model: nn.Module) -> di
         raise CheckpointError(
             f"unknown checkpoint format {fmt!r} for {path}", hint=f"use one of state_dict, {', '.join(FORMATS)}"
         )
+    if fmt == "diffusers":
+        return read_diffusers(path, sha256)
     obj = load_weights_only(path, sha256)
     if fmt == "ncsnv2":
         return read_ncsnv2(obj, path)
