@@ -209,7 +209,8 @@ def check_model_ref(ref: Any, where: str) -> None:
             path = Path(f["checkpoint"]).expanduser()
             if not (path.is_file() or (f.get("format") == "diffusers" and path.is_dir())):
                 raise CheckpointError(
-                    f"checkpoint {f['checkpoint']} not found", hint="give the local path of the checkpoint file"
+                    f"checkpoint {f['checkpoint']} not found",
+                    hint="give the local path of the checkpoint file (docs/checkpoints.md lists where the public ones come from)",
                 )
             load_model(f, train_missing=False, quiet=True)
     except CheckpointError as exc:
