@@ -71,3 +71,15 @@ def test_a_repeated_threat_is_named_with_its_line(tmp_path: Path) -> None:
 )
 def test_budgets_print_as_papers_write_them(eps: float, shown: str) -> None:
     assert format_eps(eps) == shown
+
+
+def test_a_budget_written_twice_in_two_forms_is_refused_naming_both(tmp_path: Path) -> None:
+    """Issue 26 item 4: 8/255 and 0.031372549 are one budget (they differ by 2e-11)."""
+    path = tmp_path / "s.yaml"
+    doc = base_suite(threats=[{"norm": "linf", "eps": "8/255"}, {"norm": "linf", "eps": 0.031372549}])
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    line = _error(path)
+    assert "0.031372549" in line and "8/255" in line and "written twice" in line and "(line " in line
+    doc["threats"][1] = {"norm": "l2", "eps": 0.031372549}  # another norm: a different threat
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    assert runner.invoke(app, ["validate", str(path)]).exit_code == 0

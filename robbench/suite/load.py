@@ -85,7 +85,7 @@ def parse_suite(text: str, source: str = "<suite>", base_dir: Path | None = None
         err = exc.errors()[0]
         loc = tuple(err["loc"])
         named = re.match(r"(?:Value error, )?(\w+)\.(\d+) ", err["msg"])
-        if named and loc == (named.group(1),):
+        if named and loc in ((), (named.group(1),)):
             loc = (named.group(1), int(named.group(2)))
         line = _yaml_line(text, loc)
         at = f" (line {line})" if line else ""

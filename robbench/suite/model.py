@@ -219,6 +219,31 @@ class Suite(_Strict):
     def _name(cls, v: str) -> str:
         return _check_name(v, "suite name")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _near_duplicate_threats(cls, raw: Any) -> Any:
+        """Two budgets of one norm within 1e-6 of each other (``8/255`` and ``0.031372549``) are one threat
+        written twice: refused, naming both as written."""
+        threats = raw.get("threats") if isinstance(raw, dict) else None
+        if not isinstance(threats, list):
+            return raw
+        seen: list[tuple[int, str, float, str]] = []
+        for j, t in enumerate(threats):
+            if not isinstance(t, dict) or not isinstance(t.get("norm"), str):
+                continue
+            try:
+                eps = parse_eps(t.get("eps"))
+            except (TypeError, ValueError):
+                continue  # reported by the field's own validation
+            for i, norm, other, written in seen:
+                if norm == t["norm"] and eps != other and abs(eps - other) <= 1e-6:
+                    raise ValueError(
+                        f"threats.{j} ({norm} eps {t.get('eps')}) and threats.{i} ({norm} eps {written}) differ by "
+                        f"{abs(eps - other):.1e}: the same budget written twice; keep one"
+                    )
+            seen.append((j, t["norm"], eps, str(t.get("eps"))))
+        return raw
+
     @field_validator("threats")
     @classmethod
     def _distinct_threats(cls, v: list[ThreatSpec]) -> list[ThreatSpec]:
