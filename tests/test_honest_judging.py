@@ -183,3 +183,16 @@ def test_scored_rows_never_count_a_point_wrong_clean_as_robust(tmp_path: Path) -
     )
     rows = scored(load_results(out).rows, "worst")
     assert (rows["robust"] <= rows["clean"]).all()
+
+
+def test_markdown_tables_show_how_the_attack_saw_the_defense(tmp_path: Path) -> None:
+    """Issue 26 item 6: gradient mode, randomness and EoT beside each attacked line."""
+    suite = base_suite(defenses=[NOISY], attacks=CANARY_ATTACKS[3:])
+    draws = [[True, True, True, True]]
+    out = write_results(
+        tmp_path / "r",
+        suite,
+        [cell("random_noise", "BPDA10-det", "linf", 0.1, draws, stochastic=True, randomness="det")],
+    )
+    res = runner.invoke(app, ["table", str(out), "--format", "md"])
+    assert "| protocol |" in res.output and "full, det" in res.output

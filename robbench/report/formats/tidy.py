@@ -24,12 +24,27 @@ _TIDY = [
     ("accuracy", "acc %"),
     ("ci", "95% CI"),
     ("clean_accuracy", "clean %"),
+    ("protocol", "protocol"),
     ("scoring", "scoring"),
     ("evaluation", "evaluation"),
     ("reported", "reported %"),
     ("diff", "diff"),
     ("source", "source"),
 ]
+
+
+def protocol(row: pd.Series) -> str:
+    """How the attack saw the defense: gradient mode, randomness, EoT (attacked cells only)."""
+    grad, rnd = row.get("gradient"), row.get("randomness")
+    if not isinstance(grad, str) or not grad or str(row.get("norm")) == "none":
+        return ""
+    parts = [grad if grad != "classifier" else "classifier only"]
+    if isinstance(rnd, str) and rnd not in ("", "none"):
+        parts.append(rnd)
+    eot = row.get("eot")
+    if not is_missing(eot) and int(eot) > 1:
+        parts.append(f"EoT {int(eot)}")
+    return ", ".join(parts)
 
 
 def tidy_cells(row: pd.Series) -> dict[str, str]:
@@ -45,6 +60,7 @@ def tidy_cells(row: pd.Series) -> dict[str, str]:
         "accuracy": "-" if only else pct(row["accuracy"]),
         "ci": ci_text(row["ci_low"], row["ci_high"]),
         "clean_accuracy": pct(row["clean_accuracy"]),
+        "protocol": protocol(row),
         "scoring": str(row["scoring"]),
         "evaluation": str(row.get("evaluation") or ""),
         "reported": rep,
