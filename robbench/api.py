@@ -84,6 +84,13 @@ def compare(
     return _compare(a, b, tolerance=tolerance, scoring=scoring, allow_missing=allow_missing)
 
 
+def report(results_dirs: list[str | Path], out: str | Path) -> Path:
+    """One self-contained HTML page for these results folders. See :mod:`robbench.report.html.page`."""
+    from robbench.report.html.page import write_report
+
+    return write_report(results_dirs, out)
+
+
 def plot(
     results_dir: str | Path,
     *,

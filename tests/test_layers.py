@@ -78,6 +78,7 @@ def test_imports_point_down() -> None:
         "from robbench.cli.results import table, compare, plot",
         "from robbench import api; api.table_view; api.compare",
         "import robbench.report.plot.results",
+        "import robbench.report.html.page",
     ],
 )
 def test_the_readers_do_not_import_torch(code: str) -> None:

@@ -137,3 +137,19 @@ def plot(
         out.print(f"wrote {path}", highlight=False)
     for why in result.skipped:
         err.print(f"skipped {why}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def report(
+    results: list[Path] = typer.Argument(..., help="results directories (several: also paired against the first)"),
+    out_file: str = typer.Option("report.html", "--out", help="the HTML file to write"),
+) -> None:
+    """Write one self-contained HTML page: leaderboard per threat, every cell, checks, figures, what was run."""
+    from robbench import api
+
+    try:
+        path = api.report(list(results), out_file)
+    except RobbenchError as exc:
+        _fail(exc)
+        return
+    out.print(f"wrote {path} ({path.stat().st_size / 1e3:.0f} kB)", highlight=False)

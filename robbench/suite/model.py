@@ -232,8 +232,8 @@ class Suite(_Strict):
             if not isinstance(t, dict) or not isinstance(t.get("norm"), str):
                 continue
             try:
-                eps = parse_eps(t.get("eps"))
-            except (TypeError, ValueError):
+                eps = parse_eps(t["eps"])
+            except (KeyError, TypeError, ValueError):
                 continue  # reported by the field's own validation
             for i, norm, other, written in seen:
                 if norm == t["norm"] and eps != other and abs(eps - other) <= 1e-6:

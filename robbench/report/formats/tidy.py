@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pandas as pd
 
@@ -41,7 +42,7 @@ def protocol(row: pd.Series) -> str:
     parts = [grad if grad != "classifier" else "classifier only"]
     if isinstance(rnd, str) and rnd not in ("", "none"):
         parts.append(rnd)
-    eot = row.get("eot")
+    eot: Any = row.get("eot")
     if not is_missing(eot) and int(eot) > 1:
         parts.append(f"EoT {int(eot)}")
     return ", ".join(parts)
