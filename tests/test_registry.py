@@ -141,3 +141,13 @@ def test_a_plugin_that_fails_to_import_is_named_by_doctor_validate_and_run(tmp_p
         assert res.returncode == 2, res.stderr[-2000:]
         assert "robbench-faulty" in res.stderr and "ModuleNotFoundError" in res.stderr and "Traceback" not in res.stderr
         assert not out.exists()
+
+
+def test_a_model_without_an_example_input_shape_is_refused_when_it_loads(tmp_path: Path) -> None:
+    """Issue 26 item 9: the contract was enforced only by the tests; now by the registry."""
+    target = install_plugin("robbench_faulty", tmp_path / "faulty")
+    code = "from robbench.core import registry; registry.models.get('test_no_shape')"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(target))
+    )
+    assert out.returncode != 0 and "declares no example_input_shape" in out.stderr and "robbench-faulty" in out.stderr

@@ -165,6 +165,14 @@ class Registry(Generic[T]):
                 f"{base.__module__}.{base.__qualname__}",
                 hint=f"make {entry.attr} subclass {base.__qualname__}, or uninstall {entry.dist}",
             )
+        shape = getattr(obj, "example_input_shape", None)
+        if self.kind == "models" and not (
+            isinstance(shape, tuple) and len(shape) == 3 and all(isinstance(v, int) and v > 0 for v in shape)
+        ):
+            raise RegistryError(
+                f"model {name!r} ({entry.value}, package {entry.dist}) declares no example_input_shape (C, H, W)",
+                hint=f"add `example_input_shape = (C, H, W)` to {entry.attr}: an input its example_config accepts",
+            )
         return obj
 
     def describe(self, name: str) -> str:

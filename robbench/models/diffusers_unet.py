@@ -50,8 +50,8 @@ class DiffusersUNet(nn.Module):
     """``diffusers.UNet2DModel`` behind the :class:`~robbench.models.generative.DiffusionModel` protocol.
 
     ``unet``: the UNet2DModel config (``config.json``); the schedule keywords are the DDPMScheduler's.
-    Class-conditional when the config has ``num_class_embeds``. The schedule is not part of the state
-    dict (it comes from the scheduler config).
+    Class-conditional when the config has ``num_class_embeds`` (its last embedding the null label). The
+    schedule is not part of the state dict (it comes from the scheduler config).
     """
 
     example_config: ClassVar[dict[str, Any]] = {"unet": TINY_UNET, "num_train_timesteps": 20}
@@ -77,10 +77,16 @@ class DiffusersUNet(nn.Module):
         betas, abar = schedule(num_train_timesteps, beta_start, beta_end, beta_schedule)
         self.register_buffer("betas", betas, persistent=False)
         self.register_buffer("alphas_cumprod", abar, persistent=False)
-        self.num_classes = int(unet.get("num_class_embeds") or 0)
-        self.class_conditional = self.num_classes > 0
+        embeds = int(unet.get("num_class_embeds") or 0)
+        self.class_conditional = embeds > 1
+        #: conditional: the last class embedding is the null (unconditional) label, as in models trained
+        #: with classifier-free guidance; unconditional: one placeholder class, labels ignored
+        self.num_classes = embeds - 1 if self.class_conditional else 1
 
     def forward(self, x_t: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
-        labels = y if self.class_conditional else None
+        labels = None
+        if self.class_conditional:
+            null = torch.full((x_t.shape[0],), self.num_classes, dtype=torch.long, device=x_t.device)
+            labels = null if y is None else y
         out: Tensor = self.unet(x_t, t, class_labels=labels).sample
         return out

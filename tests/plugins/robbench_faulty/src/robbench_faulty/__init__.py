@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import torch
 from pydantic import Field
 
 from robbench.attacks.base import Attack
@@ -55,3 +56,12 @@ class Faulty(Attack):
 
 class NotADefense:
     """Registered as a defense but subclasses nothing of robbench (the registry must refuse it)."""
+
+
+class NoShapeModel(torch.nn.Module):
+    """A model that does not declare example_input_shape (refused when it loads)."""
+
+    example_config: dict[str, object] = {}
+
+    def forward(self, x):  # type: ignore[no-untyped-def]
+        return x.flatten(1)[:, :10]
