@@ -14,7 +14,7 @@ th{background:#f4f5f7;position:sticky;top:0;cursor:pointer;user-select:none}
 .ub{color:#8a5a00;font-weight:600}.weak{color:#8a5a00}.adaptive{color:#0b6b2f}
 .bar{display:inline-block;height:.7em;background:#3b7dd8;vertical-align:middle;margin-right:.4em}
 .bar.ub{background:repeating-linear-gradient(45deg,#e0a030,#e0a030 3px,#fff 3px,#fff 6px)}
-.ci{color:#666;font-size:.85em}.note{background:#fff7e0;border-left:4px solid #e0a030;padding:.4em .8em;margin:.6em 0}
+.ci{color:#666;font-size:.85em;white-space:nowrap}td{white-space:nowrap}td code{white-space:normal}.note{background:#fff7e0;border-left:4px solid #e0a030;padding:.4em .8em;margin:.6em 0}
 .flag{color:#a01010;font-weight:600}.ok{color:#0b6b2f}
 .meta td:first-child{color:#555;white-space:nowrap}code{font-size:.9em;background:#f4f5f7;padding:0 .2em}
 input.filter{margin:.3em 0;padding:.3em;width:24em}

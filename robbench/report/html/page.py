@@ -33,8 +33,8 @@ def _folder_section(i: int, loaded: Loaded) -> str:
     return (
         f'<section id="run-{i}"><h1>{name} <span class="legend">({escape(str(loaded.path))})</span></h1>{banner}'
         f"<h2>Leaderboard</h2><p class='legend'>Per threat, each defense's headline line: the per-sample worst "
-        "case over its attacks (or its one attack). An upper bound (†, shown as ≤, hatched bar) is not a "
-        "measurement: the defense itself was not attacked.</p>"
+        "case over its attacks (or its one attack), ranked. An upper bound (†, shown as ≤, hatched bar) is not a "
+        "measurement: the defense itself was not attacked, so it is listed after the ranked defenses, unranked.</p>"
         f"{sections.leaderboard(summary)}"
         f"<h2>Figures</h2>{sections.figures(summary)}"
         f"<h2>Every cell</h2>{sections.cell_table(summary, f'cells-{i}')}"

@@ -111,15 +111,20 @@ def leaderboard(summary: pd.DataFrame) -> str:
     for (norm, eps), g in lines.groupby(["norm", "eps"], sort=False):
         label = threat_label(str(norm), str(g["eps_label"].iloc[0]))
         body = []
-        ranked = g.sort_values("accuracy", ascending=False)
+        # measured lines first, ranked; upper bounds after them, unranked: an upper bound never outranks a measurement
+        ub = g["evaluation"].astype(str).str.startswith("upper bound")
+        ranked = pd.concat(
+            [g[~ub].sort_values("accuracy", ascending=False), g[ub].sort_values("accuracy", ascending=False)]
+        )
         for rank, (_, r) in enumerate(ranked.iterrows(), 1):
             ev = str(r["evaluation"])
+            shown_rank = "†" if ev.startswith("upper bound") else str(rank)
             width = 0 if is_missing(r["accuracy"]) else int(160 * float(r["accuracy"]))
             bar = f'<span class="bar{" ub" if ev.startswith("upper bound") else ""}" style="width:{width}px"></span>'
             evals = cost.get((r["defense"], norm, eps), float("nan"))
             best = strongest.get((r["defense"], norm, eps), "")
             body.append(
-                f"<tr><td class='num'>{rank}</td><td>{_e(r['defense'])}</td>{_acc_cell(r)}<td>{bar}</td>{_ci(r)}"
+                f"<tr><td class='num'>{shown_rank}</td><td>{_e(r['defense'])}</td>{_acc_cell(r)}<td>{bar}</td>{_ci(r)}"
                 f"<td class='num'>{pct(r['clean_accuracy'])}</td><td>{_e(r['attack'])}</td><td>{_e(best)}</td>"
                 f"<td>{_e(ev)}</td>"
                 f"<td class='num'>{'' if is_missing(evals) else f'{evals:,.0f}'}</td></tr>"
