@@ -101,3 +101,20 @@ def cli_cmd(*args: str) -> list[str]:
     import sys
 
     return [sys.executable, "-m", "robbench.cli", *args]
+
+
+def run_suite_cli(suite_path: Path, out: Path, zoo_dir: Path) -> Any:
+    """``robbench run SUITE --out OUT --zoo-dir ZOO --quiet --table none`` in-process (Typer's runner), checked
+    to exit 0; returns the loaded results and their summary ``(Loaded, DataFrame)``."""
+    from typer.testing import CliRunner
+
+    from robbench.cli import app
+    from robbench.report.summary import summarize
+    from robbench.results.load import load_results
+
+    res = CliRunner().invoke(
+        app, ["run", str(suite_path), "--out", str(out), "--zoo-dir", str(zoo_dir), "--quiet", "--table", "none"]
+    )
+    assert res.exit_code == 0, res.output
+    loaded = load_results(out)
+    return loaded, summarize(loaded.rows, loaded.manifest)

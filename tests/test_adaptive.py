@@ -13,13 +13,11 @@ from typer.testing import CliRunner
 from robbench.cli import app
 from robbench.core import registry
 from robbench.errors import SuiteError
-from robbench.report.summary import summarize
-from robbench.results.load import load_results
 from robbench.run.adaptive import expand_adaptive
 from robbench.run.validate import check_suite
 from robbench.suite.model import Suite
 from robbench.suite.reported import WORST
-from tests.conftest import base_suite
+from tests.conftest import base_suite, run_suite_cli
 
 runner = CliRunner()
 ADAPTIVE = {"id": "adaptive", "name": "adaptive", "params": {"steps": 10, "eot": 2}}
@@ -60,14 +58,7 @@ def test_the_gradient_masking_canaries_fall_under_adaptive(write_suite: Any, tmp
         threats=[{"norm": "linf", "eps": 0.15}],
         data={"dataset": "digits", "n_samples": 32},
     )
-    out = tmp_path / "res"
-    res = runner.invoke(
-        app,
-        ["run", str(write_suite(suite)), "--out", str(out), "--zoo-dir", str(zoo_dir), "--quiet", "--table", "none"],
-    )
-    assert res.exit_code == 0, res.output
-    loaded = load_results(out)
-    s = summarize(loaded.rows, loaded.manifest)
+    loaded, s = run_suite_cli(write_suite(suite), tmp_path / "res", zoo_dir)
     for defense in ("quantize", "random_noise", "random_phase"):
         lines = s[s["defense"] == defense].set_index("attack")["accuracy"]
         adaptive = min(v for k, v in lines.items() if str(k).startswith("adaptive."))

@@ -8,10 +8,7 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from robbench.cli import app
-from robbench.report.summary import summarize
-from robbench.results.load import load_results
-from tests.conftest import base_suite
+from tests.conftest import base_suite, run_suite_cli
 
 runner = CliRunner()
 
@@ -27,14 +24,8 @@ def test_selective_attack_beside_pgd_eot(write_suite: Any, tmp_path: Path, zoo_d
         attacks=attacks,
         data={"dataset": "digits", "n_samples": 48},
     )
-    out = tmp_path / "res"
-    res = runner.invoke(
-        app,
-        ["run", str(write_suite(suite)), "--out", str(out), "--zoo-dir", str(zoo_dir), "--quiet", "--table", "none"],
-    )
-    assert res.exit_code == 0, res.output
-    loaded = load_results(out)
-    s = summarize(loaded.rows, loaded.manifest).set_index("attack")
+    loaded, s = run_suite_cli(write_suite(suite), tmp_path / "res", zoo_dir)
+    s = s.set_index("attack")
     assert s.loc["Hammer10-4", "accuracy"] <= s.loc["PGD10-EoT4", "accuracy"] + 0.1
     assert s.loc["Hammer10-4", "accuracy"] <= s.loc["clean", "accuracy"] - 0.2
     assert s.loc["Hammer10-4", "evaluation"] == "adaptive"  # its own draws count as EoT

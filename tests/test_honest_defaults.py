@@ -16,7 +16,7 @@ from robbench.report.summary import summarize
 from robbench.results.load import load_results
 from robbench.run.validate import check_suite
 from robbench.suite.model import Suite
-from tests.conftest import base_suite
+from tests.conftest import base_suite, run_suite_cli
 from tests.synth import bools, cell, write_results
 
 runner = CliRunner()
@@ -216,14 +216,8 @@ def test_autoattack_rand_on_random_phase_is_not_above_pgd_eot(write_suite: Any, 
         ],
         threats=[{"norm": "linf", "eps": 0.1}],
     )
-    out = tmp_path / "res"
-    res = runner.invoke(
-        app,
-        ["run", str(write_suite(suite)), "--out", str(out), "--zoo-dir", str(zoo_dir), "--quiet", "--table", "none"],
-    )
-    assert res.exit_code == 0, res.output
-    loaded = load_results(out)
-    s = summarize(loaded.rows, loaded.manifest).set_index("attack")
+    loaded, s = run_suite_cli(write_suite(suite), tmp_path / "res", zoo_dir)
+    s = s.set_index("attack")
     aa, pgd = float(s.loc["AA-rand", "accuracy"]), float(s.loc["PGD10-EoT4", "accuracy"])
     n = int(s.loc["PGD10-EoT4", "n"])
     _, hi = wilson(pgd * n, n)

@@ -121,6 +121,13 @@ def _report(report: RunReport, table_fmt: str) -> None:
         raise typer.Exit(3)
 
 
+#: the ``run`` options that are execution options (:class:`robbench.run.options.ExecOptions`)
+_EXECUTION = (
+    *("executor", "workers", "shards", "cluster", "slurm_partition", "slurm_account", "gpus_per_job"),
+    *("cpus_per_job", "mem_gb", "timeout_min", "max_retries", "channels_last", "max_minutes"),
+)
+
+
 @app.command()
 def run(
     suite: Annotated[Path, typer.Argument(help="suite YAML")],
@@ -159,10 +166,8 @@ def run(
         prestart_workers()  # the workers' fork server imports torch while this process plans
     from robbench import api
 
-    names = ["executor", "workers", "shards", "cluster", "slurm_partition", "slurm_account", "gpus_per_job"]
-    names += ["cpus_per_job", "mem_gb", "timeout_min", "max_retries", "channels_last", "max_minutes"]
     given = locals()
-    execution = {k: given[k] for k in names if given[k] is not None} | {"compile": compile_models}
+    execution = {k: given[k] for k in _EXECUTION if given[k] is not None} | {"compile": compile_models}
     try:
         report = api.run(
             suite,

@@ -42,6 +42,15 @@ from robbench.results.schema import COLUMNS, SCHEMA
 CODE_KEY = "robbench_code"
 
 
+def _stamp(meta: dict[bytes, bytes] | None) -> dict[str, Any]:
+    """The code stamp in a shard's parquet metadata; a shard from before stamps existed is results version 1."""
+    raw = (meta or {}).get(CODE_KEY.encode())
+    if raw is None:
+        return {"results_version": 1}
+    stamp: dict[str, Any] = json.loads(raw)
+    return stamp
+
+
 class ResultsDir:
     """A results directory: rows, manifest, lock."""
 
@@ -150,12 +159,7 @@ class ResultsDir:
 
     def shard_code(self, path: Path) -> dict[str, Any]:
         """The code stamp of a shard; a shard written before stamps existed is results version 1."""
-        meta = pq.read_schema(path).metadata or {}
-        raw = meta.get(CODE_KEY.encode())
-        if raw is None:
-            return {"results_version": 1}
-        stamp: dict[str, Any] = json.loads(raw)
-        return stamp
+        return _stamp(pq.read_schema(path).metadata)
 
     def retire_stale(self) -> int:
         """Move shards written by another results version to ``rows/.stale/`` (kept, never read as rows);
@@ -196,9 +200,11 @@ class ResultsDir:
             if cells is not None and path.parent.name not in cells:
                 continue
             try:
-                current = self.shard_code(path).get("results_version") == RESULTS_VERSION
+                table = pq.read_table(path)  # one read: the rows and the code stamp in its metadata
+                current = _stamp(table.schema.metadata).get("results_version") == RESULTS_VERSION
                 if current or not current_only:
-                    (frames if current else old).append(pq.read_table(path, schema=SCHEMA).to_pandas())
+                    frame = pq.read_table(path, schema=SCHEMA) if table.schema.names != SCHEMA.names else table
+                    (frames if current else old).append(frame.to_pandas())
             except Exception as exc:
                 if repair:
                     self.quarantine(path)

@@ -113,14 +113,16 @@ CHECKS_VERSION = 1
 
 
 def checks_key(plan: Plan, rd: ResultsDir) -> str:
-    """What the checks depend on: the cells, the rows stored for each, the checkpoints, the code."""
+    """What the checks depend on: the cells, the shards stored for each (a shard's name encodes its samples),
+    the checkpoints, the code. Lists files only: no row is read."""
     from robbench import __version__
     from robbench.core.identity import stable_hash
 
-    done = rd.done_keys()
+    cells = {c.id for c in plan.cells}
     return stable_hash(
         {
-            "cells": sorted((c.id, len(done.get(c.id, ()))) for c in plan.cells),
+            "cells": sorted(cells),
+            "shards": [f"{p.parent.name}/{p.name}" for p in rd.shard_paths() if p.parent.name in cells],
             "checkpoints": checkpoint_hashes(plan.suite, plan.zoo_dir),
             "robbench": __version__,
             "checks": CHECKS_VERSION,
