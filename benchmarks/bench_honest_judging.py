@@ -5,7 +5,12 @@ git revision before the fixes (default b54b529, checked out into a temporary wor
 this checkout, on the same zoo models, then prints one markdown table: per cell the accuracy, the
 scoring, the judge draws and how many returned images are unperturbed (the clean image).
 
-Run: ``python benchmarks/bench_honest_judging.py [--before b54b529] [--zoo-dir .robbench-cache/zoo]``
+With ``--torchattacks`` it runs ``benchmarks/suites/honest_judging_torchattacks.yaml`` instead (needs the
+real torchattacks: ``pip install --no-deps torchattacks==3.5.1``): before, as written; after, ``robbench
+validate`` must refuse it (its message is printed), and it is run again with ``overrides:
+[library-early-stop]``, the one way to get the library's stopping rule back (flagged).
+
+Run: ``python benchmarks/bench_honest_judging.py [--before b54b529] [--zoo-dir .robbench-cache/zoo] [--torchattacks]``
 """
 
 from __future__ import annotations
@@ -23,13 +28,13 @@ import pandas as pd
 from _common import load_average
 
 ROOT = Path(__file__).resolve().parents[1]
-SUITE = ROOT / "benchmarks" / "suites" / "honest_judging.yaml"
+SUITES = ROOT / "benchmarks" / "suites"
 
 
-def run_with(code: Path, out: Path, zoo_dir: str) -> float:
+def run_with(code: Path, suite: Path, out: Path, zoo_dir: str) -> float:
     env = dict(os.environ, PYTHONPATH=str(code), ROBBENCH_ZOO_DIR=zoo_dir)
     t0 = time.perf_counter()
-    cmd = [sys.executable, "-m", "robbench.cli", "run", str(SUITE), "--out", str(out), "--zoo-dir", zoo_dir]
+    cmd = [sys.executable, "-m", "robbench.cli", "run", str(suite), "--out", str(out), "--zoo-dir", zoo_dir]
     cmd += ["--quiet", "--table", "none", "--threads", "1", "--no-checks"]
     subprocess.run(cmd, check=True, env=env, cwd=code)
     return time.perf_counter() - t0
@@ -54,18 +59,35 @@ def cells(out: Path) -> pd.DataFrame:
     )
 
 
+def with_override(suite: Path, tmp: Path) -> Path:
+    """``suite`` with ``evaluation.overrides: [library-early-stop]``, after showing that validation refuses it."""
+    import yaml
+
+    cmd = [sys.executable, "-m", "robbench.cli", "validate", str(suite)]
+    refused = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    print(f"after, as written: `robbench validate` exit {refused.returncode}: {refused.stderr.strip()}\n")
+    spec = yaml.safe_load(suite.read_text())
+    spec["evaluation"]["overrides"] = ["library-early-stop"]
+    out = tmp / suite.name
+    out.write_text(yaml.safe_dump(spec))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--before", default="b54b529")
     ap.add_argument("--zoo-dir", default=str(ROOT / ".robbench-cache" / "zoo"))
+    ap.add_argument("--torchattacks", action="store_true", help="the torchattacks demonstration (item 2)")
     args = ap.parse_args()
+    suite = SUITES / ("honest_judging_torchattacks.yaml" if args.torchattacks else "honest_judging.yaml")
     load0 = load_average()
     with tempfile.TemporaryDirectory() as tmp:
         old = Path(tmp) / "old"
         subprocess.run(["git", "worktree", "add", "--detach", str(old), args.before], cwd=ROOT, check=True)
         try:
-            t_old = run_with(old, Path(tmp) / "before", args.zoo_dir)
-            t_new = run_with(ROOT, Path(tmp) / "after", args.zoo_dir)
+            t_old = run_with(old, suite, Path(tmp) / "before", args.zoo_dir)
+            new_suite = with_override(suite, Path(tmp)) if args.torchattacks else suite
+            t_new = run_with(ROOT, new_suite, Path(tmp) / "after", args.zoo_dir)
             before, after = cells(Path(tmp) / "before"), cells(Path(tmp) / "after")
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=ROOT, check=False)
@@ -76,7 +98,7 @@ def main() -> None:
     print("| " + " | ".join(cols) + " |")
     print("|" + " --- |" * len(cols))
     for (defense, attack), r in table.iterrows():
-        vals = ["" if pd.isna(v) else f"{v:.1f}" if isinstance(v, float) else str(int(v)) for v in r]
+        vals = ["" if pd.isna(v) else f"{v:.1f}" if c.startswith("acc") else str(int(v)) for c, v in r.items()]
         print(f"| {defense} | {attack} | " + " | ".join(vals) + " |")
 
 

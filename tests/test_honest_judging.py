@@ -9,13 +9,16 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from robbench.cli import app
+from robbench.core.components import NoParams
+from robbench.core.seeding import SampleRNG
+from robbench.defenses.base import Defense
 from robbench.errors import SuiteError
 from robbench.report.summary import summarize
 from robbench.results.load import load_results
-from robbench.results.scoring import scored
 from robbench.run.validate import check_suite
 from robbench.suite.model import Suite
 from robbench.suite.reported import WORST
@@ -172,17 +175,58 @@ def test_the_worst_case_line_carries_the_override_mark(tmp_path: Path) -> None:
     assert "!" in worst
 
 
-def test_scored_rows_never_count_a_point_wrong_clean_as_robust(tmp_path: Path) -> None:
-    """Item 6 on stored rows: the scores are what the judge stored (adv implies clean per draw)."""
-    suite = base_suite(defenses=[NOISY], attacks=CANARY_ATTACKS[3:4])
-    adv = [[True, True, True, True]]
-    out = write_results(
-        tmp_path / "r",
-        suite,
-        [cell("random_noise", "BPDA10-det", "linf", 0.1, adv, clean=[[True, True, True, True]], stochastic=True)],
+class GridTrap(Defense):
+    """A randomised test defense that is wrong on clean digits under half its draws: per sample and draw a
+    coin; heads, an input on the digits' 1/16 grid (an unperturbed image) is blanked, anything else passes.
+    A perturbed image is off the grid, so under the same draw it can be right while its clean image is
+    wrong: exactly the point item 6 must not count robust."""
+
+    Params = NoParams
+    stochastic = True
+
+    def purify(self, x: torch.Tensor, *, rng: SampleRNG | None = None) -> torch.Tensor:
+        assert rng is not None
+        heads = rng.randn_like(x).flatten(1)[:, 0] > 0
+        on_grid = ((x * 16 - (x * 16).round()).abs() < 1e-4).flatten(1).all(dim=1)
+        blank = (heads & on_grid).view(-1, *([1] * (x.dim() - 1)))
+        return torch.where(blank, torch.zeros_like(x), x)
+
+
+def test_stored_rows_never_count_a_point_wrong_clean_as_robust(
+    write_suite: Any, tmp_path: Path, zoo_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Item 6 on the rows a real run stores: per draw, adversarial-correct implies clean-correct, so no
+    attack line exceeds the clean line (b54b529 stored such points as robust)."""
+    from robbench.core import registry
+
+    scan = registry._scan
+
+    def with_trap(group: str) -> dict[str, registry.Entry]:
+        found = dict(scan(group))
+        if group.endswith("defenses"):
+            found["grid_trap"] = registry.Entry("grid_trap", f"{__name__}:GridTrap", "tests")
+        return found
+
+    monkeypatch.setattr(registry, "_scan", with_trap)
+    attack = {"id": "gPGD1", "name": "pgd", "params": {"steps": 1}, "gradient": "classifier"}
+    suite = base_suite(
+        defenses=[{"name": "grid_trap"}],
+        attacks=[{"id": "clean", "name": "clean"}, attack],
+        threats=[{"norm": "linf", "eps": 0.01}],
     )
-    rows = scored(load_results(out).rows, "worst")
-    assert (rows["robust"] <= rows["clean"]).all()
+    suite["data"]["n_samples"] = 32
+    out = _run(write_suite, tmp_path, zoo_dir, suite, "--workers", "1")
+    rows = load_results(out).rows
+    attacked = rows[rows["attack"] == "gPGD1"]
+    pairs = [
+        (a, c)
+        for adv, clean in zip(attacked["adv_correct_draws"], attacked["clean_correct_draws"], strict=True)
+        for a, c in zip(adv, clean, strict=True)
+    ]
+    assert len(pairs) == 32 * 4 and sum(not c for _, c in pairs) > 16  # the trap fires
+    assert not any(a and not c for a, c in pairs)
+    lines = _lines(out).set_index("attack")
+    assert lines.loc["gPGD1", "accuracy"] <= lines.loc["clean", "accuracy"]
 
 
 def test_markdown_tables_show_how_the_attack_saw_the_defense(tmp_path: Path) -> None:

@@ -110,20 +110,39 @@ def _kinds(manifest: Manifest) -> dict[str, str]:
     return {c.id: str(c.evaluation or specs.get(c.attack, ADAPTIVE)) for c in manifest.cells}
 
 
+def _early_stopped(manifest: Manifest) -> set[str]:
+    """Cells where only ``overrides: [library-early-stop]`` let a library's stopping rule decide what was
+    returned (their lines carry the override mark like any other overridden headline)."""
+    if "library-early-stop" not in manifest.suite.evaluation.overrides:
+        return set()
+    from robbench.core import registry
+    from robbench.run.honesty import early_stops
+
+    suite = manifest.suite
+    try:
+        defenses = {d.display: registry.defenses.get(d.name) for d in suite.defenses}
+        attacks = {a.id: registry.attacks.get(a.name) for a in suite.attacks}
+    except Exception:  # a plugin that is gone: mark every cell of the run rather than none
+        return {c.id for c in manifest.cells}
+    pairs = {(a, d) for a, d, _ in early_stops(suite, defenses, attacks)}
+    return {c.id for c in manifest.cells if (c.attack, c.defense) in pairs}
+
+
 def _overridden(stochastic: bool, draws: int, scoring: str) -> bool:
     """Only an override allows this headline: too few draws, or a soft scoring of several draws."""
     return stochastic and (draws < MIN_HONEST_DRAWS or (draws > 1 and scoring != "worst"))
 
 
-def _scoring(first: pd.Series, scoring: str) -> str:
-    """The cell's scoring label, marked when only an override allows it (too few draws, a soft headline)."""
+def _scoring(first: pd.Series, scoring: str, early: bool) -> str:
+    """The cell's scoring label, marked when only an override allows it (too few draws, a soft headline,
+    a library's stopping rule)."""
     stochastic, randomness, draws = bool(first["stochastic"]), str(first["randomness"]), int(first["draws"])
     label = scoring_label(stochastic, randomness, draws, scoring)
-    return label + OVERRIDE if _overridden(stochastic, draws, scoring) else label
+    return label + OVERRIDE if early or _overridden(stochastic, draws, scoring) else label
 
 
 def _cell_lines(
-    s: pd.DataFrame, scoring: str, order: dict[str, int], kinds: dict[str, str]
+    s: pd.DataFrame, scoring: str, order: dict[str, int], kinds: dict[str, str], early: set[str]
 ) -> Iterator[dict[str, Any]]:
     for cell, g in s.groupby("cell", sort=False):
         first = g.iloc[0]
@@ -135,7 +154,7 @@ def _cell_lines(
         )
         line.update(
             clean_accuracy=float(g["clean"].mean()),
-            scoring=_scoring(first, scoring),
+            scoring=_scoring(first, scoring, str(cell) in early),
             evaluation="clean" if norm == "none" else evaluation_label(kinds.get(str(cell), ADAPTIVE)),
             draws=int(first["draws"]),
             gradient=first["gradient"],
@@ -155,7 +174,9 @@ def _worst_kind(cells: list[str], kinds: dict[str, str]) -> str:
     return ADAPTIVE if ADAPTIVE in found else WEAK if WEAK in found else UPPER_BOUND
 
 
-def _worst_case_lines(s: pd.DataFrame, last: int, kinds: dict[str, str], scoring: str) -> Iterator[dict[str, Any]]:
+def _worst_case_lines(
+    s: pd.DataFrame, last: int, kinds: dict[str, str], scoring: str, early: set[str]
+) -> Iterator[dict[str, Any]]:
     """Per defense x threat: robust only if a sample survives every attack (samples every attack ran on).
 
     Every attack counts, upper-bound ones too (a point a gray-box attack breaks is broken); the line is
@@ -170,7 +191,7 @@ def _worst_case_lines(s: pd.DataFrame, last: int, kinds: dict[str, str], scoring
         wide = g.pivot_table(index="sample_id", columns="attack", values="robust", aggfunc="min").dropna()
         clean = g.pivot_table(index="sample_id", columns="attack", values="clean", aggfunc="min")
         n = len(wide)
-        overridden = any(
+        overridden = bool(early & {str(c) for c in g["cell"].unique()}) or any(
             _overridden(bool(st), int(d), scoring) for st, d in zip(g["stochastic"], g["draws"], strict=True)
         )
         line = _measured(_blank(str(defense), WORST, str(norm), float(eps)), float(wide.min(axis=1).sum()), n)  # type: ignore[arg-type]
@@ -249,10 +270,10 @@ def summarize(
     entries = list(manifest.suite.reported)
     reported = reported_lookup(entries)
     order = {c.id: i for i, c in enumerate(manifest.cells)}
-    kinds = _kinds(manifest)
-    lines = list(_cell_lines(s, scoring, order, kinds))
+    kinds, early = _kinds(manifest), _early_stopped(manifest)
+    lines = list(_cell_lines(s, scoring, order, kinds, early))
     if worst_case:
-        lines += list(_worst_case_lines(s, max(order.values(), default=0) + 1, kinds, scoring))
+        lines += list(_worst_case_lines(s, max(order.values(), default=0) + 1, kinds, scoring, early))
     used = set()
     for line in lines:
         key = _line_key(line)
