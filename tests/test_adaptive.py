@@ -40,6 +40,29 @@ def test_every_defense_expands_into_valid_protocols(name: str) -> None:
     check_suite(suite, models=False)
 
 
+@pytest.mark.parametrize("name", registry.defenses.names())
+def test_the_quick_level_is_a_strong_subset_of_the_full_cascade(name: str) -> None:
+    """``level: quick`` keeps a non-empty subset of the full protocols, every one at full strength (an
+    adaptive label, not ``adaptive (weak)``), and nothing that costs more than one pass per step."""
+    from robbench.attacks.adaptive import AdaptiveParams
+    from robbench.run.adaptive import protocols
+    from robbench.run.strength import attack_strength
+    from robbench.suite.model import AttackSpec
+
+    cls = registry.defenses.get(name)
+    full = protocols(cls, AdaptiveParams(steps=10, eot=4))
+    quick = protocols(cls, AdaptiveParams(steps=10, eot=4, level="quick"))
+    assert quick and {n for n, _, _ in quick} <= {n for n, _, _ in full}
+    for pname, fields, cost in quick:
+        spec = AttackSpec.model_validate({"id": pname, **fields})
+        assert spec.eot == 1 and fields["name"] in ("pgd", "square"), pname
+        kind, _ = attack_strength(
+            spec, stochastic=bool(cls.stochastic), randomness=spec.randomness if cls.stochastic else "none", eot=1
+        )
+        assert kind == "adaptive", (name, pname, kind)
+        assert cost <= 20 or fields["name"] == "square"
+
+
 CANARIES = [
     {"name": "quantize", "params": {"levels": 4}},
     {"name": "random_noise", "params": {"sigma": 0.3}},

@@ -29,6 +29,11 @@ class Attack(Component):
     #: False for attacks that do not take their gradients from ``Target.loss_grad`` (third-party
     #: libraries on ``Target.as_module()``): the suite's ``eot:`` cannot apply to them
     supports_eot: ClassVar[bool] = True
+    #: class flags of :class:`~robbench.defenses.base.Defense` that must be True on every defense the
+    #: attack runs on (e.g. ``records_trajectory``), checked at validation
+    defense_needs: ClassVar[tuple[str, ...]] = ()
+    #: the gradient modes the attack can run on (checked at validation)
+    gradient_modes: ClassVar[frozenset[str]] = frozenset({"full", "bpda", "classifier", "custom"})
 
     @classmethod
     def effort(cls, params: ParamsModel) -> tuple[str, int] | None:

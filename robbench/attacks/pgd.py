@@ -10,7 +10,7 @@ from pydantic import Field, field_validator
 from torch import Tensor
 
 from robbench.attacks.base import Attack
-from robbench.attacks.target import LOSSES, Target
+from robbench.attacks.target import LOSSES, LossFn, Target
 from robbench.core.components import Params, ParamsModel
 from robbench.core.seeding import SampleRNG
 from robbench.core.threat import ThreatModel, parse_eps
@@ -165,17 +165,23 @@ class PGD(Attack):
 
         return on_defense if p.select == "best-on-defense" else on_target
 
+    def ascent_loss(self, target: Target, x: Tensor) -> str | LossFn:
+        """The loss the steps ascend (``params.loss``; subclasses add terms). Which iterate is kept is
+        always decided by ``params.loss`` on the logits alone."""
+        return cast(PGDParams, self.params).loss
+
     def run(self, target: Target, x: Tensor, y: Tensor, threat: ThreatModel | None, *, rng: SampleRNG) -> Tensor:
         assert threat is not None
         p = cast(PGDParams, self.params)
         alpha = p.step_size if p.step_size is not None else 2.5 * threat.eps / p.steps
         judge = self._judge_step(target)
+        ascent = self.ascent_loss(target, x)
         kept, finals = _Keeper(x), _Keeper(x)
         trace = []
         for _ in range(p.restarts):
             x_adv = random_start(x, threat, rng) if p.random_start else x.clone()
             for _step in range(p.steps):
-                loss, grad, logits = target.loss_grad(x_adv, y, p.loss)
+                loss, grad, logits = target.loss_grad(x_adv, y, ascent)
                 trace.append(loss)
                 if judge is not None:
                     kept.offer(x_adv, *judge(x_adv, y, logits))

@@ -37,6 +37,10 @@ class Defense(Component, nn.Module):
     #: True when ``custom_logits(x, rng)`` is a surrogate process (a cheaper purifier whose exact gradient
     #: stands in for the real one's; Lee & Kim, ICCV 2023): ``adaptive`` then attacks through it too
     surrogate_process: ClassVar[bool] = False
+    #: True when ``purify`` appends its intermediate states ``(abar_t, x_t)`` (with their graph; ``x_t`` in
+    #: the diffusion space [-1, 1], ``abar_t`` its signal level) to ``self.trajectory`` whenever that is a
+    #: list (DiffAttack's deviated-reconstruction loss)
+    records_trajectory: ClassVar[bool] = False
 
     def __init__(self, params: Params, ctx: BuildContext) -> None:
         super().__init__()
@@ -46,6 +50,8 @@ class Defense(Component, nn.Module):
         self.classifier = ctx.classifier
         #: model evaluations (generative or classifier) counted by the runner for cost columns
         self.evals = 0
+        #: where ``purify`` records its intermediate states, when the defense does and this is a list
+        self.trajectory: list[tuple[float, Tensor]] | None = None
 
     def purify(self, x: Tensor, *, rng: SampleRNG | None = None) -> Tensor:
         """Pixels in [0, 1] -> pixels in [0, 1]; the identity by default."""

@@ -177,6 +177,8 @@ class DiffusionPurifier(Defense):
     iterative = True
     #: offers the surrogate process (``gradient: custom``, :meth:`custom_logits`)
     surrogate_process = True
+    #: records the reverse chain's intermediate states in ``self.trajectory`` (DiffAttack)
+    records_trajectory = True
     #: network images evaluated per sample and reverse step (eps net; guided variants add more)
     evals_per_step: ClassVar[int] = 1
 
@@ -282,6 +284,8 @@ class DiffusionPurifier(Defense):
             else:
                 x_t = self.reverse_step(x_t, noise, t, s, *guide)
             self.evals += b * self.evals_per_step
+            if self.trajectory is not None and s >= 0:
+                self.trajectory.append((self.abar(s), x_t))
         return from_diffusion(x_t).clamp(0.0, 1.0)
 
     # -- the surrogate process (Lee & Kim, ICCV 2023): gradient mode ``custom`` ------------------------

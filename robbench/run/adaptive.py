@@ -26,8 +26,19 @@ def _pgd(p: Any, **fields: Any) -> dict[str, Any]:
     return {"name": "pgd", "params": {"steps": p.steps, "restarts": p.restarts}, **fields}
 
 
+#: protocols ``level: quick`` leaves out: those that cost more than one defense pass per step
+_NOT_QUICK = ("-EoT", "DiffHammer", "DiffAttack", "APGD")
+
+
 def protocols(cls: Any, p: Any) -> list[Protocol]:
     """The protocols ``adaptive`` (parameters ``p``) runs on a defense of class ``cls``."""
+    out = _all_protocols(cls, p)
+    if getattr(p, "level", "full") == "quick":
+        out = [x for x in out if not any(tag in x[0] for tag in _NOT_QUICK)]
+    return out
+
+
+def _all_protocols(cls: Any, p: Any) -> list[Protocol]:
     s, k, r, q = p.steps, p.eot, p.restarts, p.square_queries
     grad, det = 2 * s * r, 2 * s * r  # a forward and a backward per step
     out: list[Protocol] = []
@@ -37,6 +48,9 @@ def protocols(cls: Any, p: Any) -> list[Protocol]:
             out.append((f"PGD{s}-det-full", _pgd(p, gradient="full", randomness="det"), det))
             hammer = {"name": "diffhammer", "params": {"steps": s, "draws": k, "restarts": r}, "gradient": "full"}
             out.append((f"DiffHammer{s}-{k}", hammer, 2 * (s + 1) * k * r))
+            if cls.records_trajectory:  # Kang et al. 2023: the reverse chain pushed off the clean one
+                da = {"name": "diffattack", "params": {"steps": s, "restarts": r}, "gradient": "full", "eot": k}
+                out.append((f"DiffAttack{s}-EoT{k}", da, grad * k))
         if cls.has_purifier:
             out.append((f"BPDA{s}-EoT{k}", _pgd(p, gradient="bpda", eot=k), grad * k))
             out.append((f"BPDA{s}-det", _pgd(p, gradient="bpda", randomness="det"), det))

@@ -130,8 +130,21 @@ def check_attack_fits(a: AttackSpec, cls: Any, defenses: dict[str, Any], where: 
             f"the defense itself), so eot: {a.eot} cannot apply",
             hint="remove `eot:`; for AutoAttack use version: rand or its eot_iter parameter",
         )
+    if a.gradient not in cls.gradient_modes:
+        raise SuiteError(
+            f"{where}.gradient: attack {a.name!r} runs on gradient modes {sorted(cls.gradient_modes)}, not "
+            f"{a.gradient!r}",
+            hint=f"set gradient: {sorted(cls.gradient_modes)[0]} on attack {a.id}",
+        )
     for did in a.defenses or list(defenses):
         dcls = defenses[did]
+        missing = [flag for flag in cls.defense_needs if not getattr(dcls, flag, False)]
+        if missing:
+            raise SuiteError(
+                f"{where}: attack {a.name!r} needs a defense with {', '.join(missing)}, and defense {did!r} "
+                "does not declare it",
+                hint=f"restrict attack {a.id} with `defenses:` to defenses that do (e.g. diffpure, gdmp, agdm)",
+            )
         if a.gradient == "bpda" and not dcls.has_purifier:
             raise SuiteError(
                 f"{where}.gradient: BPDA replaces a purifier, and defense {did!r} has none",
