@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+HEX = frozenset("0123456789abcdef")
+
 
 class ModelRef(BaseModel):
     """A model: a zoo name, or an architecture plus a local checkpoint."""
@@ -33,6 +35,10 @@ class ModelRef(BaseModel):
             raise ValueError("give either a zoo name or arch + checkpoint")
         if self.arch is not None and self.checkpoint is None:
             raise ValueError("arch needs a checkpoint path")
+        if self.sha256 is not None and (len(self.sha256) != 64 or any(c not in HEX for c in self.sha256.lower())):
+            raise ValueError(
+                f"sha256 {self.sha256!r} is not a SHA-256 digest (64 hex digits); compute it with `sha256sum FILE`"
+            )
         return self
 
     def identity(self) -> dict[str, Any]:

@@ -76,7 +76,10 @@ def parse_suite(text: str, source: str = "<suite>", base_dir: Path | None = None
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise SuiteError(f"{source}: YAML syntax error{where}: {problem}", hint="fix the YAML syntax") from None
     if not isinstance(raw, dict):
-        raise SuiteError(f"{source}: a suite must be a YAML mapping with name, data, threats, defenses, attacks")
+        raise SuiteError(
+            f"{source}: a suite must be a YAML mapping with name, data, threats, defenses, attacks",
+            hint="start from a copy of suites/quickstart.yaml",
+        )
     if base_dir is not None:
         raw = anchor_checkpoints(raw, base_dir)
     try:
@@ -89,7 +92,29 @@ def parse_suite(text: str, source: str = "<suite>", base_dir: Path | None = None
             loc = (named.group(1), int(named.group(2)))
         line = _yaml_line(text, loc)
         at = f" (line {line})" if line else ""
-        raise SuiteError(f"{source}{at}: {format_validation_error(exc, 'suite', Suite)}") from None
+        raise SuiteError(f"{source}{at}: {format_validation_error(exc, 'suite', Suite)}", hint=_hint(err)) from None
+
+
+def _hint(err: Any) -> str:
+    """The fix for one pydantic error, from its type and context."""
+    field = ".".join(str(x) for x in err["loc"]) or "the suite"
+    ctx = err.get("ctx") or {}
+    bounds = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
+    kind = err["type"]
+    if kind in bounds:
+        limit = next(iter(ctx.values()), "the limit")
+        return f"give {field} a value {bounds[kind]} {limit}"
+    words = {"int": "a whole number", "float": "a number", "bool": "true or false", "string": "text"}
+    words |= {"dict": "a mapping", "model": "a mapping", "list": "a list"}
+    if kind.split("_")[0] in words and kind.endswith(("_type", "_parsing", "_from_fraction")):
+        return f"write {field} as {words[kind.split('_')[0]]} (the README's annotated suite shows every key)"
+    if kind == "too_short":
+        return f"give {field} at least {ctx.get('min_length', 1)} item(s)"
+    if kind == "missing":
+        return f"add {field}"
+    if kind == "literal_error":
+        return f"use one of the values the message lists for {field}"
+    return f"correct {field} as the message says (the README's annotated suite shows every key)"
 
 
 #: the largest suite file read (a suite is a few kB; the biggest shipped one is under 10 kB)
@@ -101,6 +126,10 @@ MAX_DEPTH = 64
 def read_suite(path: str | Path) -> tuple[Suite, str]:
     """Read and parse a suite file; every problem is one :class:`SuiteError` naming the fix."""
     p = Path(path)
+    if p.is_dir():
+        raise SuiteError(
+            f"suite file {p} is a folder", hint="pass the path of a suite YAML, e.g. suites/quickstart.yaml"
+        )
     if not p.is_file():
         raise SuiteError(f"suite file {p} not found", hint="pass the path of a suite YAML, e.g. suites/quickstart.yaml")
     size = p.stat().st_size

@@ -268,6 +268,13 @@ class Suite(_Strict):
             for d in a.defenses or []:
                 if d not in defense_ids:
                     raise ValueError(f"attack {a.id!r} names unknown defense {d!r} (have {sorted(defense_ids)})")
+        norms = {t.norm for t in self.threats}
+        for a in self.attacks:
+            if a.norms is not None and not norms & set(a.norms):
+                raise ValueError(
+                    f"attack {a.id!r} runs only at norms {a.norms}, and the suite has no threat of them "
+                    f"(threats: {sorted(norms)}): it would compute nothing; add such a threat or fix `norms:`"
+                )
         return self
 
     def threat_models(self) -> list[ThreatModel]:

@@ -207,6 +207,11 @@ def check_model_ref(ref: Any, where: str) -> None:
         else:
             models.entry(f["arch"])
             path = Path(f["checkpoint"]).expanduser()
+            if path.is_dir() and f.get("format") != "diffusers":
+                raise CheckpointError(
+                    f"checkpoint {f['checkpoint']} is a folder, not a file",
+                    hint="give the path of the checkpoint file (a folder is read only with format: diffusers)",
+                )
             if not (path.is_file() or (f.get("format") == "diffusers" and path.is_dir())):
                 raise CheckpointError(
                     f"checkpoint {f['checkpoint']} not found",

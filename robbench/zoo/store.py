@@ -58,12 +58,26 @@ def load_state_dict(path: Path, sha256: str | None = None) -> dict[str, torch.Te
 def load_weights_only(path: Path, sha256: str | None = None) -> Any:
     """Verify ``path`` against ``sha256`` (when given) and unpickle it weights-only: tensors and plain
     containers (lists, dicts, numbers, strings) only, so no code in the file runs. Any layout."""
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a folder, not a file", hint="give the path of the checkpoint file")
     if not path.is_file():
         raise CheckpointError(
             f"checkpoint {path} not found", hint="check the path, or train it with `robbench zoo train`"
         )
+    if path.stat().st_size == 0:
+        raise CheckpointError(
+            f"checkpoint {path} is empty (0 bytes): an interrupted download or copy",
+            hint="fetch or copy the file again",
+        )
     if sha256 is not None:
         verify_sha256(path, sha256)
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):  # torch's zip format, or a pickle
+        raise CheckpointError(
+            f"{path} is not a torch checkpoint (neither torch's zip format nor a pickle; it starts with {head!r})",
+            hint="give the checkpoint file itself (a .pt/.pth written by torch.save), not an archive or a web page",
+        )
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -76,6 +90,8 @@ def load_weights_only(path: Path, sha256: str | None = None) -> Any:
 
 def _unpickle_reason(exc: BaseException) -> str:
     """The informative line of torch's weights-only refusal (which global or opcode it met)."""
+    if isinstance(exc, EOFError) or "EOF" in type(exc).__name__:
+        return "the file ends early (truncated)"
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     for key in ("GLOBAL", "Unsupported", "WeightsUnpickler error:"):
         for ln in lines:
