@@ -41,26 +41,29 @@ def test_every_defense_expands_into_valid_protocols(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", registry.defenses.names())
-def test_the_quick_level_is_a_strong_subset_of_the_full_cascade(name: str) -> None:
-    """``level: quick`` keeps a non-empty subset of the full protocols, every one at full strength (an
-    adaptive label, not ``adaptive (weak)``), and nothing that costs more than one pass per step."""
-    from robbench.attacks.adaptive import AdaptiveParams
-    from robbench.run.adaptive import protocols
+def test_the_quick_level_is_a_labelled_subset_of_the_full_cascade(name: str) -> None:
+    """``level: quick`` keeps a non-empty subset of the full protocols, nothing that costs more than one
+    pass per step; on a randomised defense its det-only protocols read ``adaptive (weak)`` (they missed up
+    to 6 points of the full cascade on digits), on a deterministic one they are at full strength."""
     from robbench.run.strength import attack_strength
-    from robbench.suite.model import AttackSpec
 
     cls = registry.defenses.get(name)
-    full = protocols(cls, AdaptiveParams(steps=10, eot=4))
-    quick = protocols(cls, AdaptiveParams(steps=10, eot=4, level="quick"))
-    assert quick and {n for n, _, _ in quick} <= {n for n, _, _ in full}
-    for pname, fields, cost in quick:
-        spec = AttackSpec.model_validate({"id": pname, **fields})
-        assert spec.eot == 1 and fields["name"] in ("pgd", "square"), pname
-        kind, _ = attack_strength(
-            spec, stochastic=bool(cls.stochastic), randomness=spec.randomness if cls.stochastic else "none", eot=1
-        )
-        assert kind == "adaptive", (name, pname, kind)
-        assert cost <= 20 or fields["name"] == "square"
+    defense = {"name": name, "params": dict(cls.example_params)}
+    expanded = {}
+    for level in ("full", "quick"):
+        entry = {**ADAPTIVE, "params": {"steps": 10, "eot": 4, "level": level}}
+        suite = Suite.model_validate(base_suite(defenses=[defense], attacks=[entry]))
+        expanded[level] = {a.id: a for a in expand_adaptive(suite).attacks}
+    quick, full = expanded["quick"], expanded["full"]
+    assert quick and set(quick) <= set(full)
+    for spec in quick.values():
+        assert spec.eot == 1 and spec.name in ("pgd", "square"), spec.id
+        randomness = spec.randomness if cls.stochastic else "none"
+        kind, why = attack_strength(spec, stochastic=bool(cls.stochastic), randomness=randomness, eot=1)
+        if cls.stochastic:
+            assert kind == "adaptive (weak)" and why is not None and "quick level" in why, (spec.id, kind)
+        else:
+            assert kind == "adaptive", (spec.id, kind)
 
 
 CANARIES = [

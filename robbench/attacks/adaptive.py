@@ -56,10 +56,11 @@ class Adaptive(Attack):
     ``level: quick`` keeps only the protocols that cost one defense pass per step: on a stochastic defense the
     det variants (full-gradient PGD and BPDA with the judge's draw-0 seeds, still judged worst of the
     suite's draws), on a deterministic one PGD (plus BPDA on an iterative purifier) without APGD; no EoT,
-    no DiffHammer, no surrogate process with EoT. Every protocol it keeps is at full strength by
+    no DiffHammer, no DiffAttack, no surrogate process with EoT. Each protocol it keeps passes the floors of
     :mod:`robbench.run.strength`, but the cascade is narrower: it is for quick looks (the quickstart), and
-    the expansion, stored in the manifest, says which protocols ran. On the digits purifiers the quick
-    cascade was within one point of the full one at n = 32 (benchmarks/RESULTS.md).
+    the expansion, stored in the manifest, says which protocols ran. On ADP (digits) it read 5-6 points
+    above the full cascade (results/digits_adaptive/REPORT.md), so its det-only protocols on a randomised
+    defense carry ``weak`` and read ``adaptive (weak)``; on deterministic defenses it is at full strength.
 
     Choices where the papers are silent: the step size is robbench's PGD default (2.5 eps / steps); APGD
     runs through AutoAttack's every-point path wherever its forward is not the judge's. Run directly on a

@@ -26,6 +26,12 @@ def _pgd(p: Any, **fields: Any) -> dict[str, Any]:
     return {"name": "pgd", "params": {"steps": p.steps, "restarts": p.restarts}, **fields}
 
 
+#: why the quick level's det-only protocols on a randomised defense read ``adaptive (weak)``
+QUICK_WEAK = (
+    "adaptive quick level: the judge's draw-0 seeds only, no EoT (on digits up to 6 points above the full "
+    "cascade, results/digits_adaptive/REPORT.md)"
+)
+
 #: protocols ``level: quick`` leaves out: those that cost more than one defense pass per step
 _NOT_QUICK = ("-EoT", "DiffHammer", "DiffAttack", "APGD")
 
@@ -104,6 +110,8 @@ def _expand_one(suite: Suite, a: AttackSpec, notes: list[str]) -> list[AttackSpe
             )
         notes.append(f"attack {a.id} on {d.display}: {', '.join(n for n, _, _ in found)} (~{cost} passes/sample)")
         for name, fields, _ in found:
+            if p.level == "quick" and fields.get("randomness") == "det":
+                fields = {**fields, "weak": QUICK_WEAK}
             chosen.setdefault(name, (fields, []))[1].append(d.display)
     specs = []
     for name, (fields, displays) in chosen.items():

@@ -28,6 +28,8 @@ def attack_strength(spec: AttackSpec, *, stochastic: bool, randomness: str, eot:
     """(``adaptive`` | ``adaptive (weak)`` | ``gray-box`` | ``transfer``, why it is weak or None)."""
     if spec.evaluation != "adaptive":
         return spec.evaluation, None
+    if spec.weak:
+        return WEAK, spec.weak
     cls = registry.attacks.get(spec.name)
     params = parse_params(cls.Params, spec.params, f"attack {spec.id}")
     if stochastic and randomness != "det" and max(eot, cls.own_eot(params)) < 2 and cls.uses_gradients:

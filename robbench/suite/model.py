@@ -107,6 +107,9 @@ class AttackSpec(_Strict):
     defenses: list[str] | None = None
     #: attack a surrogate model instead (transfer); a zoo name or checkpoint reference
     surrogate: ModelRef | None = None
+    #: why this attack reads ``adaptive (weak)`` whatever its strength (``adaptive``'s quick level sets it
+    #: on its det-only protocols; a suite may set it too: it can only lower a label, never raise one)
+    weak: str | None = None
 
     @field_validator("id")
     @classmethod
