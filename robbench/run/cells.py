@@ -133,7 +133,8 @@ def defense_hash(suite: Suite, d: DefenseSpec, ids: Identities) -> str:
     """The identity of a defense as built for this suite (parameters, classifier, data, seed)."""
     cls = registry.defenses.get(d.name)
     did = component_identity(d.name, parse_params(cls.Params, d.params, f"defense {d.display}"), cls.runtime_params)
-    return stable_hash({"defense": did, "classifier": ids.classifier, "data": ids.data, "seed": suite.seed})
+    classifier = model_identity(d.classifier) if d.classifier is not None else ids.classifier
+    return stable_hash({"defense": did, "classifier": classifier, "data": ids.data, "seed": suite.seed})
 
 
 def judge_draws_of(suite: Suite, stochastic: bool, randomness: str) -> int:

@@ -31,6 +31,7 @@ class RunComponents:
         self._ctx: BuildContext | None = None
         self._defenses: dict[str, Defense] = {}
         self._surrogates: dict[str, torch.nn.Module] = {}
+        self._prepared: set[int] = set()  # defenses' own classifiers already given the run's speed options
 
     @property
     def data(self) -> DataSplit:
@@ -59,19 +60,34 @@ class RunComponents:
             self._ctx = ctx
         return self._ctx
 
+    def ctx_for(self, spec: DefenseSpec) -> BuildContext:
+        """The build context of one defense: the suite's, with the defense's own classifier if it names one."""
+        if spec.classifier is None:
+            return self.ctx
+        from dataclasses import replace
+
+        classifier = self.ctx.model(spec.classifier)
+        if self.accel and id(classifier) not in self._prepared:
+            from robbench.run.accel import prepare_model
+
+            prepare_model(classifier, **self.accel)
+            self._prepared.add(id(classifier))
+        return replace(self.ctx, classifier=classifier)
+
     def defense(self, spec: DefenseSpec) -> Defense:
         """The defense of ``spec``, built once: evaluation mode, frozen parameters, the run's options."""
         if spec.display not in self._defenses:
             from robbench.run.accel import prepare_defense
 
             cls = registry.defenses.get(spec.name)
-            d: Defense = cls(parse_params(cls.Params, spec.params, f"defense {spec.display}"), self.ctx)
+            ctx = self.ctx_for(spec)
+            d: Defense = cls(parse_params(cls.Params, spec.params, f"defense {spec.display}"), ctx)
             d.to(self.device).eval()
             for p in d.parameters():
                 p.requires_grad_(False)
             prepare_defense(
                 d,
-                classifier=self.ctx.classifier,
+                classifier=ctx.classifier,
                 precision=self.plan.suite.evaluation.generative_precision,
                 **self.accel,
             )

@@ -61,6 +61,7 @@ def checkpoint_hashes(suite: Any, zoo_dir: str | None) -> dict[str, str | None]:
 
     refs = {"classifier": suite.classifier}
     refs.update({f"surrogate:{a.id}": a.surrogate for a in suite.attacks if a.surrogate is not None})
+    refs.update({f"classifier:{d.display}": d.classifier for d in suite.defenses if d.classifier is not None})
     out: dict[str, str | None] = {}
     store = ZooStore(zoo_dir)
     for where, ref in refs.items():

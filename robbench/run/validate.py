@@ -93,10 +93,15 @@ def check_defenses(suite: Suite, ctx: BuildContext) -> dict[str, Any]:
         params = parse_params(cls.Params, d.params, f"suite.defenses.{i}.params")
         cls.check_params(params, ctx)
         classes[d.display] = cls
-        if suite.classifier is None and not getattr(cls, "own_classifier", False):
+        if suite.classifier is None and d.classifier is None and not getattr(cls, "own_classifier", False):
             raise SuiteError(
                 f"suite.classifier: defense {d.display!r} needs a classifier and the suite names none",
-                hint="add `classifier:` (a zoo name or {arch, checkpoint}) to the suite",
+                hint="add `classifier:` (a zoo name or {arch, checkpoint}) to the suite or to the defense",
+            )
+        if d.classifier is not None and getattr(cls, "own_classifier", False):
+            raise SuiteError(
+                f"suite.defenses.{i}.classifier: defense {d.display!r} classifies on its own and takes no classifier",
+                hint=f"remove `classifier:` from defense {d.display!r}",
             )
     return classes
 
@@ -177,6 +182,9 @@ def check_models(suite: Suite) -> None:
 
     if suite.classifier is not None:
         check_model_ref(suite.classifier, "suite.classifier")
+    for i, d in enumerate(suite.defenses):
+        if d.classifier is not None:
+            check_model_ref(d.classifier, f"suite.defenses.{i}.classifier")
     for i, a in enumerate(suite.attacks):
         if a.surrogate is not None:
             check_model_ref(a.surrogate, f"suite.attacks.{i}.surrogate")

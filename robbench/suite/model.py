@@ -82,6 +82,8 @@ class DefenseSpec(_Strict):
     name: str
     id: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
+    #: this defense's classifier instead of the suite's (a paper's own model beside the baselines' one)
+    classifier: ModelRef | None = None
 
     @field_validator("id")
     @classmethod
