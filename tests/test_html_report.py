@@ -94,6 +94,38 @@ def test_headless_chromium_renders_the_page(results: Path, tmp_path: Path) -> No
         assert text in dom.stdout, text
 
 
+#: hosts of Chromium's own background services (clock, accounts, dictionaries), which it contacts whatever page
+#: it opens; every other URL in the network log is a request the page made
+CHROMIUM_SERVICES = ("google.com", "gvt1.com", "googleapis.com", "gstatic.com")
+
+
+def _page_requests(page: Path, tmp_path: Path) -> set[str]:
+    """URLs headless Chromium requested while opening ``page``, from its network log (NetLog)."""
+    assert CHROMIUM is not None
+    log = tmp_path / f"{page.stem}.netlog.json"
+    args = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", f"--log-net-log={log}"]
+    subprocess.run([*args, "--dump-dom", page.as_uri()], capture_output=True, timeout=120, check=True)
+    urls = set(re.findall(r'"url":"([^"]+)"', log.read_text()))
+    return {
+        u
+        for u in urls
+        if u != page.as_uri() and not re.match(rf"https?://([^/]*\.)?({'|'.join(CHROMIUM_SERVICES)})/", u)
+    }
+
+
+@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("ROBBENCH_REQUIRE_REAL_DATA"), reason="no chromium")
+def test_the_page_makes_no_network_request_in_the_browser(results: Path, tmp_path: Path) -> None:
+    """Checked in the browser's own network log; the control page with one external image shows the log sees
+    such a request."""
+    assert CHROMIUM is not None, "install Debian's chromium (.ci/run does)"
+    control = tmp_path / "control.html"
+    control.write_text('<!DOCTYPE html><html><body><img src="http://robbench.invalid/x.png"></body></html>')
+    assert _page_requests(control, tmp_path) == {"http://robbench.invalid/x.png"}
+    page, html = _page(results, tmp_path)
+    assert "Content-Security-Policy" in html and "default-src 'none'" in html
+    assert _page_requests(page, tmp_path) == set()
+
+
 def test_two_folders_get_a_paired_comparison(results: Path, tmp_path: Path) -> None:
     _, html = _page(results, tmp_path, results)
     assert "Paired comparison" in html and "McNemar" in html

@@ -22,6 +22,9 @@ from robbench.report.html.assets import CSS, JS
 from robbench.report.summary import is_missing, summarize
 from robbench.results.load import Loaded, load_results
 
+#: the page may load nothing: every browser that opens it refuses any request the page might make
+CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
+
 
 def _folder_section(i: int, loaded: Loaded) -> str:
     summary = summarize(loaded.rows, loaded.manifest)
@@ -77,6 +80,7 @@ def render_report(paths: list[str | Path]) -> str:
     stamp = f"robbench {__version__}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>robbench report: {title}</title><style>{CSS}</style></head><body>{body}"
         f'<p class="legend">Written by {escape(stamp)} from the stored rows; no network resources.</p>'
