@@ -274,10 +274,11 @@ class Suite(_Strict):
                 if d not in defense_ids:
                     raise ValueError(f"attack {a.id!r} names unknown defense {d!r} (have {sorted(defense_ids)})")
         norms = {t.norm for t in self.threats}
-        for a in self.attacks:
-            if a.norms is not None and not norms & set(a.norms):
+        for i, a in enumerate(self.attacks):
+            known = [n for n in a.norms or [] if n in ("linf", "l2", "l1")]  # unknown names: reported later
+            if known and not norms & set(known):
                 raise ValueError(
-                    f"attack {a.id!r} runs only at norms {a.norms}, and the suite has no threat of them "
+                    f"attacks.{i} ({a.id}) runs only at norms {a.norms}, and the suite has no threat of them "
                     f"(threats: {sorted(norms)}): it would compute nothing; add such a threat or fix `norms:`"
                 )
         return self
