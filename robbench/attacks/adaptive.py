@@ -47,8 +47,8 @@ class Adaptive(Attack):
     each restricted to the defenses it fits (:mod:`robbench.run.adaptive`); ``robbench validate`` prints
     the expansion, the manifest stores it, and the table's worst-case line is the per-sample worst case
     over it. What a defense declares decides the protocols: deterministic and differentiable: full-gradient
-    PGD and APGD-CE (plus BPDA for iterative purifiers, whose exact gradients can vanish); stochastic:
-    full-gradient PGD+EoT and the det variant with the judge's seeds, DiffHammer's selective attack,
+    PGD, APGD-CE and APGD-T over 3 target classes (plus BPDA for iterative purifiers, whose exact gradients
+    can vanish); stochastic: full-gradient PGD+EoT and the det variant with the judge's seeds, DiffHammer's selective attack,
     DiffAttack+EoT on purifiers that record their reverse chain, BPDA+EoT and BPDA-det; not
     differentiable: BPDA (with a purifier) and Square. Every cell is judged like any other (worst of the
     suite's draws on a stochastic defense).

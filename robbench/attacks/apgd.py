@@ -28,6 +28,9 @@ class APGDParams(Params):
     rho: float = Field(default=0.75, gt=0.0, le=1.0)
     #: weight of the new step against the previous one (the paper's alpha)
     momentum: float = Field(default=0.75, ge=0.0, le=1.0)
+    #: 0: untargeted; N > 0: APGD-T, the targeted DLR loss toward each of the N classes the clean input ranks
+    #: highest after its true one (``restarts`` runs per target; AutoAttack: 9 targets, 1 run each)
+    targets: int = Field(default=0, ge=0, le=1000)
 
 
 def dlr_loss(logits: Tensor, y: Tensor) -> Tensor:
@@ -36,6 +39,19 @@ def dlr_loss(logits: Tensor, y: Tensor) -> Tensor:
     z_y = logits.gather(1, y[:, None]).squeeze(1)
     others = logits.scatter(1, y[:, None], -math.inf).amax(1)
     return -(z_y - others) / (srt[:, -1] - srt[:, -3] + 1e-12)
+
+
+def targeted_dlr_loss(t: Tensor) -> LossFn:
+    """Targeted DLR toward classes ``t`` (B,) (Croce & Hein 2020, APGD-T), per sample; needs 4+ classes."""
+
+    def loss(logits: Tensor, y: Tensor) -> Tensor:
+        reps = logits.shape[0] // t.shape[0]  # EoT-batched forwards repeat the batch
+        tt = t.repeat(reps)
+        srt = logits.sort(dim=1).values
+        z_y, z_t = logits.gather(1, y[:, None]).squeeze(1), logits.gather(1, tt[:, None]).squeeze(1)
+        return -(z_y - z_t) / (srt[:, -1] - (srt[:, -3] + srt[:, -4]) / 2 + 1e-12)
+
+    return loss
 
 
 def checkpoints(steps: int) -> set[int]:
@@ -55,7 +71,12 @@ class APGD(Attack):
     is pyautoattack's: ``autoattack`` with ``version: custom, attacks: [apgd-ce]``).
 
     Parameters: ``steps`` (100), ``restarts`` (1), ``loss`` (ce | dlr), ``rho`` (0.75), ``momentum``
-    (0.75).
+    (0.75), ``targets`` (0; N > 0 makes it APGD-T with the targeted DLR loss, ``loss: dlr`` required).
+
+    APGD-T: the target classes are the N highest-ranked wrong classes of one forward of the clean input
+    (on a randomised defense, of the attacker's own draw); each gets ``restarts`` runs, and every run
+    offers its iterates to the same per-point choice below (the targeted DLR losses of different targets
+    are compared as they are: each is a scale-free margin toward its target).
 
     Choices: it runs on the cell's gradient mode and EoT like PGD (batched over samples, each with its
     own random start from its own stream: rows do not depend on the batch size), unlike pyautoattack's
@@ -78,21 +99,37 @@ class APGD(Attack):
     @classmethod
     def check_params(cls, params: ParamsModel, ctx: BuildContext | None) -> None:
         p = cast(APGDParams, params)
+        if p.targets and p.loss != "dlr":
+            raise SuiteError(
+                "params.targets: APGD-T ascends the targeted DLR loss, not cross-entropy", hint="add loss: dlr"
+            )
         if ctx is not None and p.loss == "dlr" and ctx.dataset.num_classes < 3:
             raise SuiteError(
                 f"params.loss: the DLR loss needs at least 3 classes; {ctx.dataset.name} has {ctx.dataset.num_classes}",
                 hint="use loss: ce",
             )
+        k = ctx.dataset.num_classes if ctx is not None else None
+        if k is not None and p.targets and (k < 4 or p.targets > k - 1):
+            raise SuiteError(
+                f"params.targets: {p.targets} target classes, but {ctx.dataset.name if ctx else ''} has {k} classes "
+                "(APGD-T needs 4 or more, and at most one target per wrong class)",
+                hint=f"use targets <= {max(k - 1, 0)}, or targets: 0 (untargeted)",
+            )
 
     def run(self, target: Target, x: Tensor, y: Tensor, threat: ThreatModel | None, *, rng: SampleRNG) -> Tensor:
         assert threat is not None
         p = cast(APGDParams, self.params)
-        loss_fn: LossFn = dlr_loss if p.loss == "dlr" else LOSSES["ce"]
+        losses: list[LossFn] = [dlr_loss if p.loss == "dlr" else LOSSES["ce"]]
+        if p.targets:
+            with torch.no_grad():
+                ranked = target.logits(x).scatter(1, y[:, None], -math.inf).argsort(dim=1, descending=True)
+            losses = [targeted_dlr_loss(ranked[:, j]) for j in range(p.targets)]
         judged = target.judged_forward
         kept = _Keeper(x)
         trace: list[Tensor] = []
-        for _ in range(p.restarts):
-            self._restart(target, x, y, threat, random_start(x, threat, rng), loss_fn, kept, trace, judged)
+        for loss_fn in losses:
+            for _ in range(p.restarts):
+                self._restart(target, x, y, threat, random_start(x, threat, rng), loss_fn, kept, trace, judged)
         self.last_trace = torch.stack(trace).detach() if trace else None
         return kept.best.detach()
 

@@ -36,15 +36,16 @@ QUICK_WEAK = (
 _NOT_QUICK = ("-EoT", "DiffHammer", "DiffAttack", "APGD")
 
 
-def protocols(cls: Any, p: Any) -> list[Protocol]:
-    """The protocols ``adaptive`` (parameters ``p``) runs on a defense of class ``cls``."""
-    out = _all_protocols(cls, p)
+def protocols(cls: Any, p: Any, classes: int = 10) -> list[Protocol]:
+    """The protocols ``adaptive`` (parameters ``p``) runs on a defense of class ``cls``, for a data set of
+    ``classes`` classes."""
+    out = _all_protocols(cls, p, classes)
     if getattr(p, "level", "full") == "quick":
         out = [x for x in out if not any(tag in x[0] for tag in _NOT_QUICK)]
     return out
 
 
-def _all_protocols(cls: Any, p: Any) -> list[Protocol]:
+def _all_protocols(cls: Any, p: Any, classes: int) -> list[Protocol]:
     s, k, r, q = p.steps, p.eot, p.restarts, p.square_queries
     grad, det = 2 * s * r, 2 * s * r  # a forward and a backward per step
     out: list[Protocol] = []
@@ -67,6 +68,9 @@ def _all_protocols(cls: Any, p: Any) -> list[Protocol]:
             out.append((f"PGD{s}-full", _pgd(p, gradient="full"), grad))
             apgd = {"steps": s, "restarts": r}  # native APGD: Linf and L2 only (see _norms)
             out.append((f"APGD-CE{s}", {"name": "apgd", "params": apgd, "gradient": "full"}, 2 * (s + 1) * r))
+            if classes >= 4:  # APGD-T toward the 3 highest-ranked wrong classes (targeted DLR needs 4+ classes)
+                apgd_t = {**apgd, "loss": "dlr", "targets": 3}
+                out.append((f"APGD-T{s}", {"name": "apgd", "params": apgd_t, "gradient": "full"}, 6 * (s + 1) * r + 1))
         if cls.has_purifier and (cls.iterative or not cls.differentiable):
             out.append((f"BPDA{s}", _pgd(p, gradient="bpda"), grad))
         if cls.surrogate_process:
@@ -93,7 +97,7 @@ def _expand_one(suite: Suite, a: AttackSpec, notes: list[str]) -> list[AttackSpe
     for d in suite.defenses:
         if a.defenses is not None and d.display not in a.defenses:
             continue
-        found = protocols(registry.defenses.get(d.name), p)
+        found = protocols(registry.defenses.get(d.name), p, _classes(suite))
         if not found:
             raise SuiteError(
                 f"attack {a.id}: defense {d.display!r} declares nothing adaptive can use (not differentiable, no "
@@ -146,6 +150,14 @@ def expand_adaptive(suite: Suite, notes: list[str] | None = None) -> Suite:
     if clash:
         raise SuiteError(f"attack ids {', '.join(clash)} repeat after expanding adaptive", hint="rename those attacks")
     return suite.model_copy(update={"attacks": attacks})
+
+
+def _classes(suite: Suite) -> int:
+    """The suite's data set's class count (10 where the data set cannot be resolved: validation names it)."""
+    try:
+        return int(registry.datasets.get(suite.data.dataset).num_classes)
+    except Exception:
+        return 10
 
 
 def _is_adaptive(a: AttackSpec) -> bool:
