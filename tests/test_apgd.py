@@ -36,6 +36,18 @@ def _acc(model: Any, x: torch.Tensor, y: torch.Tensor) -> float:
         return 100 * float((model(x).argmax(1) == y).float().mean())
 
 
+def _pyautoattack(lib: Any, model: Any, norm: str, eps: float, attack: str, x: torch.Tensor, y: torch.Tensor) -> Any:
+    """pyautoattack's APGD-CE or APGD-T (3 target classes), 20 iterations, on ``model``: adversarial images."""
+    aa = lib.AutoAttack(
+        model, norm="L2" if norm == "l2" else "Linf", eps=eps, version="custom", attacks=[attack], seed=0, device="cpu"
+    )
+    aa.verbose = False
+    aa.apgd.n_iter = aa.apgd_targeted.n_iter = 20
+    aa.apgd_targeted.n_target_classes = 3
+    ref = aa.run_standard_evaluation(x, y)
+    return ref[0] if isinstance(ref, tuple) else ref
+
+
 def test_checkpoints_follow_the_paper() -> None:
     assert sorted(checkpoints(100)) == [22, 41, 57, 70, 80, 87, 93, 99]
 
@@ -54,19 +66,7 @@ def test_as_strong_as_pyautoattack_apgd_and_pgd(setup: Any, norm: str, eps: floa
     ours = APGD(APGDParams(steps=20)).run(target, x, y, threat, rng=_rng(ids))
     assert threat.contains(ours, x).all()
     pgd = PGD(PGDParams(steps=20)).run(target, x, y, threat, rng=_rng(ids))
-    aa = pyautoattack.AutoAttack(
-        model,
-        norm=norm.capitalize() if norm == "l2" else "Linf",
-        eps=eps,
-        version="custom",
-        attacks=["apgd-ce"],
-        seed=0,
-        device="cpu",
-    )
-    aa.verbose = False
-    aa.apgd.n_iter = 20
-    ref = aa.run_standard_evaluation(x, y)
-    ref = ref[0] if isinstance(ref, tuple) else ref
+    ref = _pyautoattack(pyautoattack, model, norm, eps, "apgd-ce", x, y)
     assert _acc(model, ours, y) <= _acc(model, ref, y) + 3.0
     assert _acc(model, ours, y) <= _acc(model, pgd, y) + 3.0
 
@@ -108,20 +108,7 @@ def test_apgd_t_as_strong_as_pyautoattack_apgd_t(setup: Any, norm: str, eps: flo
     ours = APGD(APGDParams(steps=20, loss="dlr", targets=3)).run(target, x, y, threat, rng=_rng(ids))
     assert target.forwards - before == 1 + 3 * 21  # the ranking forward, then 21 forwards per target
     assert threat.contains(ours, x).all()
-    aa = pyautoattack.AutoAttack(
-        model,
-        norm=norm.capitalize() if norm == "l2" else "Linf",
-        eps=eps,
-        version="custom",
-        attacks=["apgd-t"],
-        seed=0,
-        device="cpu",
-    )
-    aa.verbose = False
-    aa.apgd_targeted.n_iter = 20
-    aa.apgd_targeted.n_target_classes = 3
-    ref = aa.run_standard_evaluation(x, y)
-    ref = ref[0] if isinstance(ref, tuple) else ref
+    ref = _pyautoattack(pyautoattack, model, norm, eps, "apgd-t", x, y)
     assert _acc(model, ours, y) <= _acc(model, ref, y) + 3.0
     assert _acc(model, ours, y) <= _acc(model, x, y) - 30.0
 
