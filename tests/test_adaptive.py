@@ -150,8 +150,19 @@ def test_the_surrogate_process_is_a_cheaper_differentiable_purifier(digits_class
     assert torch.isfinite(grad).all() and grad.abs().sum() > 0
 
 
-def test_protocols_keep_only_the_norms_their_attack_supports() -> None:
-    """Native APGD is Linf/L2: on an L1-only suite adaptive leaves it out; on a mixed one it is cut to them."""
+def test_apgd_runs_at_every_norm_in_adaptive() -> None:
+    """Native APGD covers L1 (l1-APGD): an L1-only suite's adaptive cascade keeps APGD-CE and APGD-T."""
+    suite = Suite.model_validate(base_suite(threats=[{"norm": "l1", "eps": 4.0}], attacks=[ADAPTIVE]))
+    ids = {a.id.split(".")[-1] for a in expand_adaptive(suite).attacks if a.name == "apgd"}
+    assert any(i.startswith("APGD-CE") for i in ids) and any(i.startswith("APGD-T") for i in ids)
+
+
+def test_protocols_keep_only_the_norms_their_attack_supports(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A protocol whose attack lacks a norm (here APGD made Linf/L2, as it was before l1-APGD): on an
+    L1-only suite adaptive leaves it out; on a mixed one it is cut to the norms it supports."""
+    from robbench.attacks.apgd import APGD
+
+    monkeypatch.setattr(APGD, "norms", frozenset({"linf", "l2"}))
     for threats, apgd_norms in (
         ([{"norm": "l1", "eps": 4.0}], None),
         ([{"norm": "l1", "eps": 4.0}, {"norm": "linf", "eps": 0.1}], ["linf"]),

@@ -39,7 +39,13 @@ def _acc(model: Any, x: torch.Tensor, y: torch.Tensor) -> float:
 def _pyautoattack(lib: Any, model: Any, norm: str, eps: float, attack: str, x: torch.Tensor, y: torch.Tensor) -> Any:
     """pyautoattack's APGD-CE or APGD-T (3 target classes), 20 iterations, on ``model``: adversarial images."""
     aa = lib.AutoAttack(
-        model, norm="L2" if norm == "l2" else "Linf", eps=eps, version="custom", attacks=[attack], seed=0, device="cpu"
+        model,
+        norm={"l2": "L2", "l1": "L1"}.get(norm, "Linf"),
+        eps=eps,
+        version="custom",
+        attacks=[attack],
+        seed=0,
+        device="cpu",
     )
     aa.verbose = False
     aa.apgd.n_iter = aa.apgd_targeted.n_iter = 20
@@ -57,14 +63,17 @@ def test_dlr_is_the_scaled_margin() -> None:
     assert float(dlr_loss(logits, torch.tensor([0]))) == pytest.approx(-(3 - 1) / (3 - 0))
 
 
-@pytest.mark.parametrize("norm,eps", [("linf", 0.1), ("l2", 1.0)])
+@pytest.mark.parametrize("norm,eps", [("linf", 0.1), ("l2", 1.0), ("l1", 2.0)])
 def test_as_strong_as_pyautoattack_apgd_and_pgd(setup: Any, norm: str, eps: float) -> None:
     pyautoattack = pytest.importorskip("pyautoattack")
     target, x, y, model = setup
     threat = ThreatModel(norm, eps)  # type: ignore[arg-type]
     ids = [str(i) for i in range(len(y))]
-    ours = APGD(APGDParams(steps=20)).run(target, x, y, threat, rng=_rng(ids))
+    # pyautoattack's custom version runs 5 restarts of APGD-CE; so does ours here (on L1 at eps 2 one
+    # restart of either reads about 23 %, five about 19 %: given the same start both reach the same points)
+    ours = APGD(APGDParams(steps=20, restarts=5)).run(target, x, y, threat, rng=_rng(ids))
     assert threat.contains(ours, x).all()
+    assert _acc(model, ours, y) <= _acc(model, x, y) - 30.0
     pgd = PGD(PGDParams(steps=20)).run(target, x, y, threat, rng=_rng(ids))
     ref = _pyautoattack(pyautoattack, model, norm, eps, "apgd-ce", x, y)
     assert _acc(model, ours, y) <= _acc(model, ref, y) + 3.0

@@ -78,9 +78,22 @@ def l1_step(g: Tensor, sparsity: float, x: Tensor | None) -> Tensor:
     """Sparse L1 descent (SLIDE, Tramer & Boneh 2019), box-aware: among the coordinates that can move
     in their gradient's direction (not at 0 pointing down, not at 1 pointing up), the top
     ``1 - sparsity`` fraction by |g| (at least one) each move by 1/k; rows (B, D) -> (B, D)."""
-    movable = torch.ones_like(g, dtype=torch.bool) if x is None else ((g > 0) & (x < 1)) | ((g < 0) & (x > 0))
-    count = movable.sum(1).clamp_min(1)
-    k = ((1 - sparsity) * count.float()).round().clamp_min(1).long()
+    movable = movable_coordinates(g, x)
+    k = ((1 - sparsity) * movable.sum(1).clamp_min(1).float()).round()
+    return sparse_sign_step(g, k, movable)
+
+
+def movable_coordinates(g: Tensor, x: Tensor | None) -> Tensor:
+    """Rows (B, D): True where a step along the gradient's sign stays inside [0, 1] (all True without ``x``)."""
+    if x is None:
+        return torch.ones_like(g, dtype=torch.bool)
+    return ((g > 0) & (x < 1)) | ((g < 0) & (x > 0))
+
+
+def sparse_sign_step(g: Tensor, k: Tensor, movable: Tensor) -> Tensor:
+    """The ``k`` (B,) movable coordinates of largest |g| (at least one, at most the movable ones) each
+    move by sign(g) / k: a unit-L1 step; rows (B, D) -> (B, D)."""
+    k = torch.minimum(k.clamp_min(1), movable.sum(1).clamp_min(1).to(k.dtype)).long()
     top = (g.abs() * movable).topk(int(k.max()), dim=1).indices
     keep = (torch.arange(top.shape[1], device=g.device)[None, :] < k[:, None]).to(g.dtype)
     step = torch.zeros_like(g).scatter_(1, top, g.gather(1, top).sign() * keep)

@@ -175,6 +175,20 @@ class Target:
         self.forwards += 1
         return self._logits(x, self.rng)
 
+    @property
+    def can_graft(self) -> bool:
+        """True when the attack sees the real purifier with exact gradients, then the classifier: the
+        purification and the classification can be differentiated apart (DiffHammer's gradient grafting)."""
+        d = self.defense
+        return self.gradient == "full" and self.surrogate is None and d.has_purifier and not d.own_classifier
+
+    def purify(self, x: Tensor) -> Tensor:
+        """One draw of the real purifier (with its graph when ``x`` requires grad), counted as a forward;
+        classify it with ``defense.classify``. Only where :attr:`can_graft`."""
+        assert self.can_graft
+        self.forwards += 1
+        return self.defense.purify(x, rng=self._rng_for(self.rng))
+
     def loss_grad(self, x: Tensor, y: Tensor, loss: str | LossFn = "ce") -> tuple[Tensor, Tensor, Tensor]:
         """Per-sample loss (B,), its gradient w.r.t. ``x`` (averaged over EoT draws), and logits.
 

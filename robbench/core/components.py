@@ -26,6 +26,10 @@ class Params(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    #: parameters added after rows were recorded: at their default they are left out of the component's
+    #: identity (:func:`robbench.core.identity.component_identity`), so those rows stay valid
+    identity_if_set: ClassVar[frozenset[str]] = frozenset()
+
 
 class NoParams(Params):
     """A component without parameters."""

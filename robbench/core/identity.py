@@ -21,9 +21,13 @@ def stable_hash(obj: Any, length: int = 16) -> str:
 
 
 def component_identity(name: str, params: Any, runtime: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """Name plus the parameters that affect results (defaults filled in, runtime ones dropped)."""
+    """Name plus the parameters that affect results (defaults filled in, runtime ones dropped, and those
+    of ``Params.identity_if_set`` dropped while at their default)."""
     dumped = params.model_dump(mode="json") if hasattr(params, "model_dump") else dict(params)
-    return {"name": name, "params": {k: v for k, v in sorted(dumped.items()) if k not in runtime}}
+    late: frozenset[str] = getattr(params, "identity_if_set", frozenset())
+    fields = getattr(type(params), "model_fields", {})
+    at_default = {k for k in late if k in fields and getattr(params, k) == fields[k].default}
+    return {"name": name, "params": {k: v for k, v in sorted(dumped.items()) if k not in runtime | at_default}}
 
 
 def sample_id(dataset: str, split: str, index: int) -> str:

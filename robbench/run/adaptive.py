@@ -66,7 +66,7 @@ def _all_protocols(cls: Any, p: Any, classes: int) -> list[Protocol]:
     else:
         if cls.differentiable:
             out.append((f"PGD{s}-full", _pgd(p, gradient="full"), grad))
-            apgd = {"steps": s, "restarts": r}  # native APGD: Linf and L2 only (see _norms)
+            apgd = {"steps": s, "restarts": r}  # native APGD: Linf, L2 and L1
             out.append((f"APGD-CE{s}", {"name": "apgd", "params": apgd, "gradient": "full"}, 2 * (s + 1) * r))
             if classes >= 4:  # APGD-T toward the 3 highest-ranked wrong classes (targeted DLR needs 4+ classes)
                 apgd_t = {**apgd, "loss": "dlr", "targets": 3}
