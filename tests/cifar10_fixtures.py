@@ -11,8 +11,10 @@ what the public files use:
   no normalisation buffers), 36,479,194 parameters;
 - ``checkpoints/cifar10/ncsnv2_cifar10.pth``: NCSNv2's ``[model state (DataParallel), optimizer state,
   epoch, step, EMA shadow]`` list at the official CIFAR-10 size;
-- ``checkpoints/cifar10/ddpm-cifar10-32/``: Ho et al.'s CIFAR-10 UNet written by ``diffusers`` itself
-  (``config.json``, ``diffusion_pytorch_model.safetensors``, ``scheduler_config.json``);
+- ``checkpoints/cifar10/checkpoint_8.pth``: score_sde's ``{"optimizer", "model" (DataParallel), "ema"
+  ({"decay", "num_updates", "shadow_params"}), "step"}`` dict of DiffPure's DDPM++ deep VP model; at the
+  published size (106,632,579 parameters) the EMA shadow shares the model's tensors, so the file is 0.4 GB
+  rather than 0.85 GB (torch.save stores a shared tensor once; the layout is the same);
 - ``checkpoints/cifar10/diffusion_cond.pt``: robbench's class-conditional ``diffusion_unet`` state dict
   (RDC's model in robbench's format; the original EDM pickle has no safe reader yet);
 - ``data/cifar-10-batches-py/test_batch``: 10 images, one per class, as the official pickled dict.
@@ -42,6 +44,7 @@ SMOKE: dict[str, dict[str, Any]] = {
     "wrn28_10": {"depth": 10, "widen_factor": 1},
     "ncsnv2": {"in_channels": 3, "ngf": 8, "num_scales": 10, "sigma_max": 50.0, "sigma_min": 0.01},
     "diffusion_unet": {"in_channels": 3, "channels": 16, "depth": 2, "class_conditional": True},
+    "ncsnpp": {"nf": 16, "ch_mult": [1, 2, 2], "num_res_blocks": 1, "attn_resolutions": [16]},
 }
 #: a small diffusers UNet for CIFAR-shaped images (the smoke set; diffusers writes its config.json)
 SMOKE_UNET: dict[str, Any] = {
@@ -74,6 +77,28 @@ def write_ncsnv2(path: Path, **config: Any) -> None:
     torch.save([model_state, opt.state_dict(), 1, 100, shadow], path)
 
 
+def write_score_sde(path: Path, shared_ema: bool = False, **config: Any) -> None:
+    """score_sde's checkpoint dict: the raw model (``module.``-prefixed, ``sigmas`` in float64 as the official
+    buffer), its Adam state, and the EMA shadow list in parameter order (other weights unless ``shared_ema``)."""
+    raw = _random("ncsnpp", 5, **config)
+    ema = raw if shared_ema else _random("ncsnpp", 6, **config)
+    gen = generator(7)
+    for model in {id(raw): raw, id(ema): ema}.values():
+        for name, p in model.named_parameters():
+            if name.endswith((".W", ".b")):  # the attention's 1x1 maps (init_weights leaves them at zero)
+                p.data = torch.randn(p.shape, generator=gen) * 0.05
+    state = {f"module.{k}": v for k, v in raw.state_dict().items()}
+    state["module.sigmas"] = state["module.sigmas"].double()
+    shadow = [p.detach() if shared_ema else p.detach().clone() for p in ema.parameters()]
+    opt = torch.optim.Adam(raw.parameters(), lr=2e-4)
+    ckpt = {
+        "optimizer": opt.state_dict(),
+        "model": state,
+        "ema": {"decay": 0.9999, "num_updates": 100, "shadow_params": shadow},
+    }
+    torch.save({**ckpt, "step": 100}, path)
+
+
 def write_diffusers(folder: Path, unet: dict[str, Any] | None = None) -> None:
     from tests.test_diffusers_reader import CIFAR10_UNET, write_folder
 
@@ -93,12 +118,13 @@ def write_cifar_batch(folder: Path, n: int = 10) -> None:
 
 
 def write_checkpoints(folder: Path, smoke: bool) -> None:
-    """The four checkpoints under ``folder``: the smoke configs, or the published sizes."""
+    """The five checkpoints under ``folder``: the smoke configs, or the published sizes."""
     folder.mkdir(parents=True, exist_ok=True)
     cfg: dict[str, dict[str, Any]] = SMOKE if smoke else {}
     write_wrn(folder / "wrn28_10.pt", **cfg.get("wrn28_10", {}))
     write_ncsnv2(folder / "ncsnv2_cifar10.pth", **cfg.get("ncsnv2", {}))
     write_diffusers(folder / "ddpm-cifar10-32", SMOKE_UNET if smoke else None)
+    write_score_sde(folder / "checkpoint_8.pth", shared_ema=not smoke, **cfg.get("ncsnpp", {}))
     write_rdc(folder / "diffusion_cond.pt", **cfg.get("diffusion_unet", {}))
 
 

@@ -153,7 +153,7 @@ def test_missing_and_unexpected_keys_are_named(tmp_path: Path) -> None:
         check_checkpoint("small_cnn", path, config={"width": 4})
 
 
-@pytest.mark.parametrize("fmt", ["state_dict", "ncsnv2", "robustbench"])
+@pytest.mark.parametrize("fmt", ["state_dict", "ncsnv2", "robustbench", "score_sde"])
 def test_failing_hash_is_refused_before_loading(tmp_path: Path, fmt: str) -> None:
     path = tmp_path / "c.pt"
     torch.save(_random("small_cnn", {"width": 4}, 0).state_dict(), path)
@@ -163,7 +163,7 @@ def test_failing_hash_is_refused_before_loading(tmp_path: Path, fmt: str) -> Non
     assert res.exit_code == 2 and "fails its hash" in res.output
 
 
-@pytest.mark.parametrize("fmt", ["state_dict", "ncsnv2", "robustbench"])
+@pytest.mark.parametrize("fmt", ["state_dict", "ncsnv2", "robustbench", "score_sde"])
 def test_code_carrying_pickle_is_refused_without_running(tmp_path: Path, fmt: str) -> None:
     marker = tmp_path / "PWNED"
     path = tmp_path / "evil.pth"

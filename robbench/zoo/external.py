@@ -11,6 +11,12 @@ Formats
     EMA state]``, the EMA entry present when the run used EMA. The EMA weights (parameter names
     without prefix) replace the raw ones when present, as the official sampler does. Load it into
     architecture ``ncsnv2``.
+    ``score_sde``: score_sde_pytorch's ``checkpoint_*.pth`` (Song et al. 2021; DiffPure's CIFAR-10 model is
+    ``vp/cifar10_ddpmpp_deep_continuous/checkpoint_8.pth``): a dict with ``model`` (the state dict,
+    ``module.``-prefixed), ``ema`` (``shadow_params``: the EMA weights as a list in the order of the
+    model's parameters), ``optimizer`` and ``step``. The EMA weights replace the raw ones, matched by
+    position to the architecture's parameters (shapes checked one by one), as the official sampler's
+    ``ema.copy_to`` does. Load it into ``ncsnpp``.
     ``robustbench``: a plain state dict as RobustBench distributes its WideResNet-28-10 models,
     possibly wrapped as ``{"state_dict": ...}`` and/or with ``module.``-prefixed keys. Buffers the
     file lacks but the architecture has for its inside normalisation (``normalize.mean/std``) keep
@@ -35,7 +41,7 @@ from torch import nn
 from robbench.errors import CheckpointError
 from robbench.zoo.store import load_weights_only
 
-FORMATS = ("ncsnv2", "robustbench", "diffusers")
+FORMATS = ("ncsnv2", "robustbench", "diffusers", "score_sde")
 #: weight files of a diffusers model folder, in the order they are looked for
 DIFFUSERS_WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 
@@ -71,6 +77,41 @@ def read_ncsnv2(obj: Any, path: Path) -> dict[str, torch.Tensor]:
                 hint="the file mixes two models; re-export it from one NCSNv2 run",
             )
         state.update(ema)
+    return state
+
+
+def read_score_sde(obj: Any, path: Path, model: nn.Module) -> dict[str, torch.Tensor]:
+    """State dict of a score_sde checkpoint object, its EMA weights in place of the raw ones."""
+    if not isinstance(obj, Mapping) or not _is_tensor_dict(obj.get("model")):
+        found = sorted(map(str, obj))[:5] if isinstance(obj, Mapping) else type(obj).__name__
+        raise CheckpointError(
+            f"{path} is not in the score_sde checkpoint layout: expected a dict with 'model' (a state dict) and "
+            f"'ema', found {found}",
+            hint="give score_sde_pytorch's checkpoint_*.pth (e.g. vp/cifar10_ddpmpp_deep_continuous/checkpoint_8.pth)",
+        )
+    state = _strip(obj["model"])
+    ema = obj.get("ema")
+    shadow = ema.get("shadow_params") if isinstance(ema, Mapping) else None
+    if not isinstance(shadow, (list, tuple)) or not all(isinstance(t, torch.Tensor) for t in shadow):
+        raise CheckpointError(
+            f"{path} has no EMA weights ('ema' with a 'shadow_params' list of tensors)",
+            hint="DiffPure purifies with the EMA weights: give the checkpoint as score_sde saved it",
+        )
+    names = [n for n, p in model.named_parameters()]
+    if len(shadow) != len(names):
+        raise CheckpointError(
+            f"{path}: its EMA holds {len(shadow)} tensors, the architecture has {len(names)} parameters",
+            hint="check the architecture's config (num_res_blocks 8 for the deep models, 4 otherwise)",
+        )
+    params = dict(model.named_parameters())
+    for name, t in zip(names, shadow, strict=True):
+        if tuple(t.shape) != tuple(params[name].shape):
+            raise CheckpointError(
+                f"{path}: EMA tensor for {name} has shape {tuple(t.shape)}, the architecture expects "
+                f"{tuple(params[name].shape)}",
+                hint="check the architecture's config against the checkpoint's (nf, ch_mult, num_res_blocks)",
+            )
+        state[name] = t
     return state
 
 
@@ -181,4 +222,6 @@ def read(fmt: str, path: str | Path, sha256: str | None, model: nn.Module) -> di
     obj = load_weights_only(path, sha256)
     if fmt == "ncsnv2":
         return read_ncsnv2(obj, path)
+    if fmt == "score_sde":
+        return read_score_sde(obj, path, model)
     return read_robustbench(obj, path, model)
