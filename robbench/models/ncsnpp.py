@@ -70,7 +70,8 @@ class Attention(nn.Module):
         q, k, v = self.NIN_0(h).flatten(2), self.NIN_1(h).flatten(2), self.NIN_2(h).flatten(2)
         w = torch.softmax(torch.einsum("bcp,bcq->bpq", q, k) * c**-0.5, dim=-1)
         h = torch.einsum("bpq,bcq->bcp", w, v).view(b, c, hh, ww)
-        return (x + self.NIN_3(h)) / math.sqrt(2.0)
+        out: Tensor = (x + self.NIN_3(h)) / math.sqrt(2.0)
+        return out
 
 
 class ResBlock(nn.Module):
@@ -100,7 +101,8 @@ class ResBlock(nn.Module):
         h = self.Conv_1(self.Dropout_0(F.silu(self.GroupNorm_1(h))))
         if self.Conv_2 is not None:
             x = self.Conv_2(x)
-        return (x + h) / math.sqrt(2.0)
+        out: Tensor = (x + h) / math.sqrt(2.0)
+        return out
 
 
 class NCSNpp(nn.Module):
