@@ -178,3 +178,49 @@ def test_missing_matplotlib_names_the_extra(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, env=cli_env())
     assert res.returncode == 2, res.stderr
     assert "matplotlib" in res.stderr and "pip install 'robbench[plot]'" in res.stderr
+
+
+def _capture(monkeypatch: pytest.MonkeyPatch, module: Any) -> list[Any]:
+    """Figures the plot module would save (the real drawing code, the figure kept for inspection)."""
+    figs: list[Any] = []
+
+    def keep(fig: Any, path: Path) -> Path:
+        figs.append(fig)
+        return path
+
+    monkeypatch.setattr(module, "_save", keep)
+    return figs
+
+
+def test_trace_legend_names_the_protocol_and_bands_stay_apart(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Issue 26 item 7: two attacks on one defense get their own colours (bands that do not merge) and the
+    legend names defense, attack and protocol (gradient mode, randomness, EoT)."""
+    import pandas as pd
+
+    from robbench.report.plot import trace
+
+    figs = _capture(monkeypatch, trace)
+    rows = [
+        {"cell": c, "sample_id": str(i), "defense": "diffpure", "attack": a, "norm": "linf", "eps": 0.1,
+         "gradient": g, "randomness": r, "eot": e, "loss_trace": [0.1 * i + k, 0.2 * i + k, 0.3 * i + k]}
+        for k, (c, a, g, r, e) in enumerate([("c1", "PGD3", "full", "fresh", 8), ("c2", "BPDA3", "bpda", "det", 1)])
+        for i in range(4)
+    ]  # fmt: skip
+    assert trace.plot_trace(pd.DataFrame(rows), tmp_path / "t.png", "t") is not None
+    fig = figs[0]
+    texts = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert texts == ["diffpure: PGD3 (full, fresh, EoT 8)", "diffpure: BPDA3 (bpda, det)"]
+    bands = [c.get_facecolor()[0][:3].tolist() for c in fig.axes[0].collections]
+    assert len(bands) == 2 and bands[0] != bands[1]
+
+
+def test_eps_legend_names_attack_and_protocol(monkeypatch: pytest.MonkeyPatch, run_dir: Path) -> None:
+    from robbench.report.plot import eps
+    from robbench.report.summary import summarize
+    from robbench.results.load import load_results
+
+    figs = _capture(monkeypatch, eps)
+    loaded = load_results(run_dir)
+    assert eps.plot_eps(summarize(loaded.rows, loaded.manifest), run_dir / "unused.png", "t") is not None
+    texts = {t.get_text() for t in figs[0].legends[0].get_texts()}
+    assert "none: PGD4 (full)" in texts and "q2: BPDA4 (bpda)" in texts, texts

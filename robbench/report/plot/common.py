@@ -55,3 +55,12 @@ def _colors(n: int) -> list[Any]:
 
     cmap = colormaps["tab10" if n <= 10 else "tab20"]
     return [cmap(i % cmap.N) for i in range(n)]
+
+
+def line_label(defense: str, attack: str, first: Any) -> str:
+    """``defense: attack (protocol)`` for a legend, e.g. ``diffpure: PGD10 (full, fresh, EoT 8)``; ``first``
+    is a row or summary line of the cell (its gradient, randomness, EoT and norm)."""
+    from robbench.report.formats.tidy import protocol
+
+    how = protocol(first)
+    return f"{defense}: {attack}" + (f" ({how})" if how else "")

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from robbench.core.budget import NORM_LABEL, NORMS, format_eps
-from robbench.report.plot.common import MARKERS, _colors, _mpl, _save
+from robbench.report.plot.common import MARKERS, _colors, _mpl, _save, line_label
 from robbench.suite.reported import WORST
 
 
@@ -30,9 +30,14 @@ def _draw_defense(ax: Any, panel: pd.DataFrame, clean: pd.DataFrame, d: str, k: 
     rows = panel[panel["defense"] == d]
     attacks = list(dict.fromkeys(rows["attack"]))
     several = len([a for a in attacks if a != WORST]) > 1
+    singles = [a for a in attacks if a != WORST]
     for attack in attacks:
-        x, y, lo, hi = _curve(rows[rows["attack"] == attack], clean)
+        these = rows[rows["attack"] == attack]
+        x, y, lo, hi = _curve(these, clean)
         main = attack == WORST or not several
+        name = (
+            f"{d}: worst case over {len(singles)} attacks" if attack == WORST else line_label(d, attack, these.iloc[0])
+        )
         ax.plot(  # distinct markers, larger first, so identical curves stay visible
             x,
             y,
@@ -42,7 +47,7 @@ def _draw_defense(ax: Any, panel: pd.DataFrame, clean: pd.DataFrame, d: str, k: 
             ls="-" if main else "--",
             color=color,
             alpha=1.0 if main else 0.6,
-            label=d if main else None,
+            label=name if main else None,
         )
         if main:
             ax.fill_between(x, lo, hi, color=color, alpha=0.15, lw=0)

@@ -9,14 +9,17 @@ import numpy as np
 import pandas as pd
 
 from robbench.core.budget import NORMS, format_eps, threat_label
-from robbench.report.plot.common import _colors, _mpl, _save
+from robbench.report.plot.common import _colors, _mpl, _save, line_label
 
 
 # ---- loss traces ---------------------------------------------------------------------------------
 def plot_trace(
     df: pd.DataFrame, path: Path, title: str, max_panels: int = 9, cells: list[str] | None = None
 ) -> Path | None:
-    """Median attack loss vs iteration (inter-quartile band), a panel per threat, a line per defense x attack."""
+    """Median attack loss vs iteration (inter-quartile band), a panel per threat, a line per defense x attack.
+
+    Each defense x attack line has its own colour, so the bands of two attacks on one defense stay apart (a
+    defense's attacks also differ in line style); the legend names defense, attack and protocol."""
     Figure = _mpl()
     has = df[df["loss_trace"].map(lambda t: t is not None and len(t) > 0)]
     if has.empty:
@@ -32,9 +35,9 @@ def plot_trace(
     nrows = math.ceil(len(threats) / cols)
     fig = Figure(figsize=(4.4 * cols, 3.4 * nrows + 0.6), layout="constrained")
     axes = np.atleast_1d(fig.subplots(nrows, cols, squeeze=False)).ravel()
-    defenses = list(dict.fromkeys(has["defense"]))
+    pairs = list(dict.fromkeys(zip(has["defense"], has["attack"], strict=True)))
     attacks = list(dict.fromkeys(has["attack"]))
-    colors = dict(zip(defenses, _colors(len(defenses)), strict=True))
+    colors = dict(zip(pairs, _colors(len(pairs)), strict=True))
     styles = ["-", "--", ":", "-."]
     labelled: set[tuple[str, str]] = set()
     for ax, (norm, eps) in zip(axes, threats, strict=False):
@@ -44,11 +47,11 @@ def plot_trace(
             arr = np.stack([np.asarray(t[:length], dtype=float) for t in g["loss_trace"]])
             it = np.arange(1, length + 1)
             q1, q3 = np.nanpercentile(arr, [25, 75], axis=0)
-            label = None if (d, a) in labelled else f"{d}: {a}"
+            label = None if (d, a) in labelled else line_label(str(d), str(a), g.iloc[0])
             labelled.add((d, a))
             ls = styles[attacks.index(a) % len(styles)]
-            ax.plot(it, np.nanmedian(arr, axis=0), color=colors[d], ls=ls, lw=1.6, label=label)
-            ax.fill_between(it, q1, q3, color=colors[d], alpha=0.12, lw=0)
+            ax.plot(it, np.nanmedian(arr, axis=0), color=colors[(d, a)], ls=ls, lw=1.6, label=label)
+            ax.fill_between(it, q1, q3, color=colors[(d, a)], alpha=0.15, lw=0)
         ax.set_title(threat_label(norm, format_eps(eps)))
         ax.set_xlabel("iteration")
         ax.set_ylabel("attack loss (median, IQR)")
@@ -57,5 +60,5 @@ def plot_trace(
     for ax in axes[len(threats) :]:
         ax.set_visible(False)
     fig.suptitle(f"{title}: attack loss per iteration")
-    fig.legend(loc="outside lower center", ncol=min(4, len(labelled)), frameon=False, fontsize="small")
+    fig.legend(loc="outside lower center", ncol=min(3, len(labelled)), frameon=False, fontsize="small")
     return _save(fig, path)
