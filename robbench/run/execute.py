@@ -170,6 +170,27 @@ def _settle(
     return False
 
 
+def _units(keys: list[UnitKey]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for cell, idx in keys:
+        out[cell] = out.get(cell, 0) + len(idx)
+    return out
+
+
+def _weights(runner: UnitRunner, keys: list[UnitKey], quiet: bool) -> dict[str, float]:
+    """Cost of one sample per cell, for the progress bar's time left (none when it is not shown)."""
+    if quiet or not keys:
+        return {}
+    from robbench.run.eta import cell_weights
+
+    cells = [c for c in runner.plan.cells if c.id in {k[0] for k in keys}]
+    try:
+        rows = runner.results.read_rows(current_only=True)
+    except (RobbenchError, OSError, ValueError):  # the estimate never stops a run; a bad shard is reported elsewhere
+        rows = None
+    return cell_weights(cells, rows)
+
+
 def execute(
     runner: UnitRunner,
     keys: list[UnitKey],
@@ -197,7 +218,7 @@ def execute(
             )
         backend.deadline = time.monotonic() + 60 * opts.max_minutes
     attempts: dict[UnitKey, int] = {}
-    progress = ProgressBar(sum(len(k[1]) for k in keys), quiet)
+    progress = ProgressBar(_units(keys), quiet, _weights(runner, keys, quiet))
     try:
         with progress.running():
             all_stages = stages(runner, keys)

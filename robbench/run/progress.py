@@ -1,4 +1,7 @@
-"""The progress bar of a run (rich): samples done over all cells, the current cell, time left."""
+"""The progress bar of a run (rich): samples done over all cells, the current cell, time left.
+
+The bar advances by each sample's estimated cost (:mod:`robbench.run.eta`), so its time left is the cost
+left over the cost done per second, not samples over samples per second."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    pass
+    from collections.abc import Mapping
 
 
 # ---------------------------------------------------------------------------------------------
@@ -16,8 +19,14 @@ if TYPE_CHECKING:
 class ProgressBar:
     """Samples done over all cells; silent when ``quiet`` or when there is nothing to do."""
 
-    def __init__(self, total: int, quiet: bool) -> None:
-        self.total = total
+    def __init__(self, units: Mapping[str, int] | int, quiet: bool, weights: Mapping[str, float] | None = None) -> None:
+        """``units``: samples to run per cell id (or a plain count); ``weights``: cost of one sample per cell."""
+        per_cell = {"": units} if isinstance(units, int) else dict(units)
+        self.weights = dict(weights or {})
+        self.total = sum(per_cell.values())
+        self.total_cost = sum(n * self.weights.get(c, 1.0) for c, n in per_cell.items())
+        self.done = 0
+        self._mean = self.total_cost / self.total if self.total else 1.0
         self._prog: Any = None
         self._task: Any = None
         self.quiet = quiet
@@ -29,7 +38,6 @@ class ProgressBar:
             return
         from rich.progress import (
             BarColumn,
-            MofNCompleteColumn,
             Progress,
             TextColumn,
             TimeElapsedColumn,
@@ -39,19 +47,25 @@ class ProgressBar:
         with Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
-            MofNCompleteColumn(),
+            TextColumn("{task.fields[samples]}"),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             transient=False,
         ) as prog:
             self._prog = prog
-            self._task = prog.add_task("samples (all cells)", total=self.total)
+            self._task = prog.add_task("samples (all cells)", total=self.total_cost, samples=self._samples())
             yield self
         self._prog = None
 
-    def advance(self, k: int) -> None:
+    def _samples(self) -> str:
+        return f"{self.done}/{self.total} samples"
+
+    def advance(self, k: int, cell: str | None = None) -> None:
+        """``k`` samples of ``cell`` done (without a cell: at the mean cost per sample)."""
+        self.done += k
         if self._prog is not None:
-            self._prog.advance(self._task, k)
+            cost = k * (self.weights.get(cell, self._mean) if cell is not None else self._mean)
+            self._prog.update(self._task, advance=cost, samples=self._samples())
 
     def describe(self, text: str) -> None:
         if self._prog is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from functools import partial
 
 from robbench.run.backends.base import Progress, UnitKey, UnitResult
 from robbench.run.backends.worker import run_unit_safely
@@ -27,7 +28,7 @@ class InProcessBackend:
             if self.deadline is not None and time.monotonic() >= self.deadline:
                 break  # the rest is left for a resume
             progress.describe(labels.get(key[0], key[0]))
-            out.append(run_unit_safely(self.runner, key, progress=progress.advance))
+            out.append(run_unit_safely(self.runner, key, progress=partial(progress.advance, cell=key[0])))
         return out
 
     def close(self) -> None:

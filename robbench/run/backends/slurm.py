@@ -170,7 +170,8 @@ class SlurmBackend:
                                     other.cancel(check=False)
                                 return [res]
                             results[res.key] = res
-                        progress.advance(sum(len(k[1]) for k in group))
+                        for k in group:
+                            progress.advance(len(k[1]), k[0])
                     except Exception as exc:
                         msg = f"job {j.job_id} failed: {_short(exc)}"
                         crashed.append(msg)
