@@ -290,7 +290,7 @@ def _plain(renderable: Any, width: int) -> str:
 def test_rich_fits_the_terminal_without_truncation(paper: Path, width: int) -> None:
     loaded = load_results(paper)
     s = summarize(loaded.rows, loaded.manifest)
-    tidy = _plain(rich_renderable(s, "paperlike: robust accuracy (%)"), width)
+    tidy = _plain(rich_renderable(s, "paperlike: robust accuracy (%)", width=width), width)
     piv = _plain(rich_renderable(s, "paperlike", pivot=True, manifest=loaded.manifest, width=width), width)
     for text in (tidy, piv):
         assert max(len(line) for line in text.splitlines()) <= width
@@ -305,6 +305,13 @@ def test_rich_fits_the_terminal_without_truncation(paper: Path, width: int) -> N
         and "worst/3" in tidy
     )
     assert "2. Paper A, Table 2" in piv and "50.0" in piv and "4.98³" in piv
+    # issue 26 item 6: the protocol (gradient mode, randomness, EoT) of each attack, in a column when the terminal
+    # has room, else listed once under the table
+    flat = " ".join(tidy.split())
+    if width >= 100:
+        assert "full" in row and "protocol" in tidy and "protocol (gradient" not in flat
+    else:
+        assert "protocol (gradient, randomness, EoT): BPDA-det: full; BPDA-det: full, det; gPGD: full;" in flat
 
 
 def test_quickstart_style_run_prints_a_readable_table(tmp_path: Path, write_suite, zoo_dir) -> None:  # type: ignore[no-untyped-def]
@@ -602,3 +609,16 @@ def test_partial_run_is_said_under_the_table(tmp_path: Path) -> None:
     assert "the run is running" in res.output and "1 of 2 cells have fewer than the suite's 10 samples" in res.output
     res = runner.invoke(app, ["table", str(res_dir), "--pivot", "--format", "json"])
     assert any("fewer than" in n for n in json.loads(res.stdout)["notes"])
+
+
+def test_protocol_names_mode_randomness_eot_and_the_transfer_surrogate() -> None:
+    import pandas as pd
+
+    from robbench.report.formats.tidy import protocol
+
+    row = {"norm": "linf", "gradient": "bpda", "randomness": "fresh", "eot": 8, "evaluation": "adaptive"}
+    assert protocol(pd.Series(row)) == "bpda, fresh, EoT 8"
+    assert protocol(pd.Series({**row, "gradient": "classifier", "eot": 1})) == "classifier only, fresh"
+    transfer = {**row, "gradient": "full", "randomness": "none", "evaluation": "upper bound (transfer)"}
+    assert protocol(pd.Series(transfer)) == "transfer (surrogate's gradient)"  # not "full": no gradient of the defense
+    assert protocol(pd.Series({**row, "norm": "none"})) == ""

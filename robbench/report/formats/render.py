@@ -65,7 +65,7 @@ def rich_renderable(
         p = build_pivot(summary, manifest, title=title or "")
         p.notes += list(notes)
         return pivot_rich(p, width=width)
-    return to_rich(summary, title=title, notes=notes)
+    return to_rich(summary, title=title, notes=notes, width=width)
 
 
 __all__ = [

@@ -24,9 +24,11 @@ class _Layout:
     show_clean: bool
     has_rep: bool
     sources: list[str]
+    #: a protocol column (wide terminals); else the protocols are listed under the table
+    show_protocol: bool = True
 
 
-def _layout(summary: pd.DataFrame) -> _Layout:
+def _layout(summary: pd.DataFrame, width: int = 100) -> _Layout:
     has_rep = "reported" in summary and summary["reported"].notna().any()
     sources = [s for s in dict.fromkeys(summary["source"]) if isinstance(s, str) and s] if has_rep else []
     measured = summary[summary["n"] > 0]
@@ -37,7 +39,7 @@ def _layout(summary: pd.DataFrame) -> _Layout:
         bool((measured.groupby("defense")["clean_accuracy"].nunique() > 1).any())
         or not (measured["norm"] == "none").any()
     )
-    return _Layout(ns, len(ns) > 1, show_clean, bool(has_rep), sources)
+    return _Layout(ns, len(ns) > 1, show_clean, bool(has_rep), sources, show_protocol=width >= 100)
 
 
 def _table(summary: pd.DataFrame, title: str | None, lay: _Layout) -> Any:
@@ -56,6 +58,8 @@ def _table(summary: pd.DataFrame, title: str | None, lay: _Layout) -> Any:
     table.add_column("95% CI", no_wrap=True)
     if lay.show_clean:
         table.add_column("clean", justify="right", no_wrap=True)
+    if lay.show_protocol:
+        table.add_column("protocol", max_width=26, overflow="fold")
     table.add_column("scoring", no_wrap=True)
     if lay.has_rep:
         table.add_column("paper", justify="right", no_wrap=True)
@@ -82,6 +86,8 @@ def _cells(row: pd.Series, lay: _Layout) -> list[Any]:
     cells += [acc, ci_text(row["ci_low"], row["ci_high"], sep=",")]
     if lay.show_clean:
         cells.append(c["clean_accuracy"])
+    if lay.show_protocol:
+        cells.append(c["protocol"])
     cells.append(short_scoring(c["scoring"]))
     if lay.has_rep:
         rep = rep_pct(row.get("reported"))
@@ -96,6 +102,12 @@ def _footer(summary: pd.DataFrame, lay: _Layout, notes: Sequence[str]) -> list[s
     foot = [] if lay.show_n or not lay.ns else [f"n = {lay.ns[0]} samples in every cell"]
     if not lay.show_clean:
         foot.append("clean accuracy: the clean row of each defense")
+    if not lay.show_protocol:  # a narrow terminal: each attack's protocol once, under the table
+        seen = {
+            f"{c['attack']}: {c['protocol']}" for c in (tidy_cells(r) for _, r in summary.iterrows()) if c["protocol"]
+        }
+        if seen:
+            foot.append("protocol (gradient, randomness, EoT): " + "; ".join(sorted(seen)))
     foot += legend(list(summary["scoring"].astype(str)))
     foot.append(EVALUATION_LEGEND)
     if lay.has_rep:
@@ -107,12 +119,13 @@ def _footer(summary: pd.DataFrame, lay: _Layout, notes: Sequence[str]) -> list[s
     return foot + [f"note: {n}" for n in notes]
 
 
-def to_rich(summary: pd.DataFrame, title: str | None = None, notes: Sequence[str] = ()) -> Any:
-    """The tidy summary for a terminal: rows grouped under a bold defense line, a legend below."""
+def to_rich(summary: pd.DataFrame, title: str | None = None, notes: Sequence[str] = (), width: int = 100) -> Any:
+    """The tidy summary for a terminal: rows grouped under a bold defense line, a legend below; each attack's
+    protocol in a column when ``width`` (the terminal's) is 100 or more, else listed under the table."""
     from rich.console import Group
     from rich.text import Text
 
-    lay = _layout(summary)
+    lay = _layout(summary, width)
     table = _table(summary, title, lay)
     previous = None
     for _, row in summary.iterrows():

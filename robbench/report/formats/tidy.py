@@ -35,10 +35,13 @@ _TIDY = [
 
 
 def protocol(row: pd.Series) -> str:
-    """How the attack saw the defense: gradient mode, randomness, EoT (attacked cells only)."""
+    """How the attack saw the defense: gradient mode (or the transfer surrogate), randomness, EoT (attacked
+    cells only)."""
     grad, rnd = row.get("gradient"), row.get("randomness")
     if not isinstance(grad, str) or not grad or str(row.get("norm")) == "none":
         return ""
+    if str(row.get("evaluation", "")).endswith("(transfer)"):
+        return "transfer (surrogate's gradient)"
     parts = [grad if grad != "classifier" else "classifier only"]
     if isinstance(rnd, str) and rnd not in ("", "none"):
         parts.append(rnd)
