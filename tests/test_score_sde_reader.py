@@ -86,3 +86,29 @@ def test_wrong_architecture_and_layout_are_named(tmp_path: Path) -> None:
         app, ["zoo", "check", "ncsnpp", str(truncated), "--format", "score_sde", "--config", '{"nf": 16}']
     )
     assert res.exit_code == 2 and "truncated.pth" in res.output
+
+
+def test_a_missing_public_checkpoint_says_where_it_comes_from(tmp_path: Path) -> None:
+    """`robbench validate` of suites/cifar10.yaml without its files names the first missing one and its source."""
+    import shutil
+    import subprocess
+
+    from tests.cifar10_fixtures import write_cifar_batch
+    from tests.conftest import ROOT, cli_cmd
+
+    shutil.copy(ROOT / "suites" / "cifar10.yaml", tmp_path / "cifar10.yaml")
+    write_cifar_batch(tmp_path / "data")
+    res = subprocess.run(
+        cli_cmd("validate", str(tmp_path / "cifar10.yaml"), "--data-dir", str(tmp_path / "data")),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert "ncsnv2_cifar10.pth not found" in res.stderr and "github.com/ermongroup/ncsnv2" in res.stderr, res.stderr
+    from robbench.zoo import check_model_ref
+
+    ref = {"arch": "ncsnpp", "checkpoint": str(tmp_path / "checkpoint_8.pth"), "format": "score_sde"}
+    with pytest.raises(CheckpointError, match="checkpoint_8.pth not found") as err:
+        check_model_ref(ref, "defense diffpure")
+    assert "vp/cifar10_ddpmpp_deep_continuous/checkpoint_8.pth" in str(err.value.hint)

@@ -189,6 +189,26 @@ def _ref_fields(ref: Any) -> dict[str, Any]:
     return dict(ref)
 
 
+def require_checkpoint(f: dict[str, Any]) -> None:
+    """The checkpoint file (or diffusers folder) of a reference exists; else a message naming it and, for a
+    public format, where it comes from."""
+    path = Path(f["checkpoint"]).expanduser()
+    if path.is_dir() and f.get("format") != "diffusers":
+        raise CheckpointError(
+            f"checkpoint {f['checkpoint']} is a folder, not a file",
+            hint="give the path of the checkpoint file (a folder is read only with format: diffusers)",
+        )
+    if not (path.is_file() or (f.get("format") == "diffusers" and path.is_dir())):
+        from robbench.zoo.external import SOURCES
+
+        source = SOURCES.get(str(f.get("format")))
+        raise CheckpointError(
+            f"checkpoint {f['checkpoint']} not found",
+            hint=(f"get it from {source} and put it at that path, or edit the path; " if source else "")
+            + "give the local path of the checkpoint file (docs/checkpoints.md lists where the public ones come from)",
+        )
+
+
 def check_model_ref(ref: Any, where: str) -> None:
     """Validate a model reference before any compute: names resolve, files exist.
 
@@ -206,17 +226,7 @@ def check_model_ref(ref: Any, where: str) -> None:
             models.entry(r.arch)
         else:
             models.entry(f["arch"])
-            path = Path(f["checkpoint"]).expanduser()
-            if path.is_dir() and f.get("format") != "diffusers":
-                raise CheckpointError(
-                    f"checkpoint {f['checkpoint']} is a folder, not a file",
-                    hint="give the path of the checkpoint file (a folder is read only with format: diffusers)",
-                )
-            if not (path.is_file() or (f.get("format") == "diffusers" and path.is_dir())):
-                raise CheckpointError(
-                    f"checkpoint {f['checkpoint']} not found",
-                    hint="give the local path of the checkpoint file (docs/checkpoints.md lists where the public ones come from)",
-                )
+            require_checkpoint(f)
             load_model(f, train_missing=False, quiet=True)
     except CheckpointError as exc:
         raise CheckpointError(f"{where}: {exc.message}", hint=exc.hint) from None
@@ -270,6 +280,7 @@ def load_model(
         model = build_model(recipe.arch, **recipe.config)
         where = str(store.paths(recipe.key)[0])
     else:
+        require_checkpoint(f)
         path = Path(f["checkpoint"]).expanduser()
         fmt = f.get("format", "state_dict")
         config = dict(f.get("config") or {})

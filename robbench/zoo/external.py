@@ -42,6 +42,14 @@ from robbench.errors import CheckpointError
 from robbench.zoo.store import load_weights_only
 
 FORMATS = ("ncsnv2", "robustbench", "diffusers", "score_sde")
+#: where the public files of each format come from (a missing checkpoint's message names it)
+SOURCES = {
+    "ncsnv2": "the official NCSNv2 release (github.com/ermongroup/ncsnv2, a checkpoint_*.pth of its CIFAR-10 run)",
+    "robustbench": "the RobustBench model zoo (a state dict of the model, e.g. a WideResNet-28-10 .pt)",
+    "diffusers": "a Hugging Face model folder in the diffusers layout (e.g. google/ddpm-cifar10-32)",
+    "score_sde": "the score_sde_pytorch release (github.com/yang-song/score_sde_pytorch; DiffPure's CIFAR-10 model "
+    "is vp/cifar10_ddpmpp_deep_continuous/checkpoint_8.pth)",
+}
 #: weight files of a diffusers model folder, in the order they are looked for
 DIFFUSERS_WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 
