@@ -88,9 +88,16 @@ def containment(cell: Cell, x_adv: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def run_batch(
-    cell: Cell, defense: Defense, attack: Attack, batch: Batch, surrogate: torch.nn.Module | None, suite_seed: int
+    cell: Cell,
+    defense: Defense,
+    attack: Attack,
+    batch: Batch,
+    surrogate: torch.nn.Module | None,
+    suite_seed: int,
+    judged_out: list[Tensor] | None = None,
 ) -> list[dict[str, Any]]:
-    """Attack, check, judge and describe one batch: one row per sample."""
+    """Attack, check, judge and describe one batch: one row per sample. ``judged_out``: receives the
+    adversarial images the judge scored (the clean image where the attack's left the ball)."""
     x, b = batch.x, batch.x.shape[0]
     t0 = time.perf_counter()
     if x.device.type == "cuda":
@@ -99,9 +106,10 @@ def run_batch(
     in_ball, norms = containment(cell, att.x_adv, x)
     evals1 = defense.evals
     clean_preds, clean_finite = judge(defense, cell, x, batch.ids, suite_seed)
-    adv_preds, adv_finite = judge(
-        defense, cell, torch.where(in_ball.view(-1, 1, 1, 1), att.x_adv, x), batch.ids, suite_seed
-    )
+    judged = torch.where(in_ball.view(-1, 1, 1, 1), att.x_adv, x)
+    adv_preds, adv_finite = judge(defense, cell, judged, batch.ids, suite_seed)
+    if judged_out is not None:
+        judged_out.append(judged)
     judge_evals = (defense.evals - evals1) / b
     # a few whole-batch device->host copies instead of per-sample reads (each a GPU sync); they also
     # wait for the device, so `seconds` covers the GPU work

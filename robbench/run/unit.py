@@ -20,6 +20,7 @@ from robbench.run.batch import Batch, run_batch
 from robbench.run.cascade import split_unit
 from robbench.run.components import RunComponents
 from robbench.run.determinism import apply_from_env
+from robbench.run.examples import store_examples
 from robbench.run.plan import Plan, Unit
 from robbench.run.record import code_stamp
 
@@ -66,7 +67,13 @@ class UnitRunner:
                 [data.ids[i] for i in idx],
                 [self.plan.sample_positions[i] for i in idx],
             )
-            rows.extend(run_batch(cell, defense, attack, batch, surrogate, seed))
+            n_ex = self.plan.suite.evaluation.save_examples if cell.threat is not None else 0
+            keep = [j for j, i in enumerate(idx) if i < n_ex]
+            judged: list[torch.Tensor] = []
+            batch_rows = run_batch(cell, defense, attack, batch, surrogate, seed, judged if keep else None)
+            if keep:
+                store_examples(self.results.root, cell, defense, batch, judged[0], batch_rows, keep, seed)
+            rows.extend(batch_rows)
             if progress is not None:
                 progress(len(idx))
         if skipped:

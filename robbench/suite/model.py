@@ -200,6 +200,9 @@ class Evaluation(_Strict):
     #: back in float32); the classifier and the purifier arithmetic stay fp32. Changes results:
     #: part of the cell identity when not fp32.
     generative_precision: Literal["fp32", "bf16"] = "fp32"
+    #: store the first N samples of every attacked cell as images (clean, adversarial, purified) under
+    #: ``examples/`` for the report's gallery; never changes a row or a cell identity
+    save_examples: int = Field(default=0, ge=0, le=64)
 
     @property
     def judge_draws(self) -> int:

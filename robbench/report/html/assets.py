@@ -19,6 +19,9 @@ th{background:#f4f5f7;position:sticky;top:0;cursor:pointer;user-select:none}
 .meta td:first-child{color:#555;white-space:nowrap}code{font-size:.9em;background:#f4f5f7;padding:0 .2em}
 input.filter{margin:.3em 0;padding:.3em;width:24em}
 .legend{font-size:.85em;color:#444}
+.gallery{display:flex;flex-wrap:wrap;gap:.8em}figure.ex{margin:0;max-width:15em}
+img.ex{width:64px;height:64px;image-rendering:pixelated;border:1px solid #ccc;margin-right:2px}
+figure.ex figcaption{font-size:.75em;color:#444}b.bad{color:#a01010}
 """
 
 #: sortable columns (click a header) and a text filter over the full table; a dozen lines, no framework

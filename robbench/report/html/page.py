@@ -19,6 +19,7 @@ from robbench.report.compare import compare
 from robbench.report.formats.numbers import pct
 from robbench.report.html import sections
 from robbench.report.html.assets import CSS, JS
+from robbench.report.html.gallery import gallery
 from robbench.report.summary import is_missing, summarize
 from robbench.results.load import Loaded, load_results
 
@@ -41,6 +42,7 @@ def _folder_section(i: int, loaded: Loaded) -> str:
         f"{sections.leaderboard(summary)}"
         f"<h2>Figures</h2>{sections.figures(summary)}"
         f"<h2>Every cell</h2>{sections.cell_table(summary, f'cells-{i}')}"
+        f"{gallery(loaded)}"
         f"<h2>Checks</h2>{sections.checks(loaded)}"
         f"<h2>What was run</h2>{sections.what_was_run(loaded)}</section>"
     )
