@@ -63,6 +63,18 @@ def checkpoints(steps: int) -> set[int]:
     return {math.ceil(q * steps - 1e-9) for q in p[1:] if q <= 1}
 
 
+def _evaluate(
+    target: Target, x_k: Tensor, y: Tensor, loss_fn: LossFn, kept: _Keeper, trace: list[Tensor], judged: bool
+) -> tuple[Tensor, Tensor]:
+    """Loss and gradient at ``x_k``; the loss traced and the iterate offered to ``kept`` (wrong only where the
+    attack's forward is the judge's)."""
+    loss, grad, logits = target.loss_grad(x_k, y, loss_fn)
+    trace.append(loss)
+    wrong = (logits.argmax(1) != y) if judged else torch.zeros_like(y, dtype=torch.bool)
+    kept.offer(x_k, loss, wrong)
+    return loss, grad
+
+
 class APGD(Attack):
     """APGD (Auto-PGD), robbench's own implementation on the :class:`Target`.
 
@@ -166,10 +178,7 @@ class APGD(Attack):
         x_best, f_best = x_k, torch.full((b,), -math.inf, device=x.device)
         eta_cp, f_cp, f_prev = eta.clone(), f_best.clone(), f_best.clone()
         for k in range(p.steps + 1):
-            loss, grad, logits = target.loss_grad(x_k, y, loss_fn)
-            trace.append(loss)
-            wrong = (logits.argmax(1) != y) if judged else torch.zeros(b, dtype=torch.bool, device=x.device)
-            kept.offer(x_k, loss, wrong)
+            loss, grad = _evaluate(target, x_k, y, loss_fn, kept, trace, judged)
             better = loss > f_best
             x_best, f_best = torch.where(better.view(shape), x_k, x_best), torch.where(better, loss, f_best)
             rises += (loss > f_prev).float() if k > 0 else 0.0
@@ -207,10 +216,7 @@ class APGD(Attack):
         period = max(int(0.04 * steps), 1)
         x_best, g_best, f_best = x_k, torch.zeros_like(x), torch.full((b,), -math.inf, device=x.device)
         for k in range(steps + 1):
-            loss, grad, logits = target.loss_grad(x_k, y, loss_fn)
-            trace.append(loss)
-            wrong = (logits.argmax(1) != y) if judged else torch.zeros(b, dtype=torch.bool, device=x.device)
-            kept.offer(x_k, loss, wrong)
+            loss, grad = _evaluate(target, x_k, y, loss_fn, kept, trace, judged)
             better = loss > f_best
             x_best, g_best = torch.where(better.view(shape), x_k, x_best), torch.where(better.view(shape), grad, g_best)
             f_best = torch.where(better, loss, f_best)

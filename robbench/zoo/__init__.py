@@ -226,8 +226,7 @@ def check_model_ref(ref: Any, where: str) -> None:
             models.entry(r.arch)
         else:
             models.entry(f["arch"])
-            require_checkpoint(f)
-            load_model(f, train_missing=False, quiet=True)
+            load_model(f, train_missing=False, quiet=True)  # names a missing file first (require_checkpoint)
     except CheckpointError as exc:
         raise CheckpointError(f"{where}: {exc.message}", hint=exc.hint) from None
     except Exception as exc:
