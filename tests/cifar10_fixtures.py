@@ -15,8 +15,8 @@ what the public files use:
   ({"decay", "num_updates", "shadow_params"}), "step"}`` dict of DiffPure's DDPM++ deep VP model; at the
   published size (106,632,579 parameters) the EMA shadow shares the model's tensors, so the file is 0.4 GB
   rather than 0.85 GB (torch.save stores a shared tensor once; the layout is the same);
-- ``checkpoints/cifar10/diffusion_cond.pt``: robbench's class-conditional ``diffusion_unet`` state dict
-  (RDC's model in robbench's format; the original EDM pickle has no safe reader yet);
+- ``checkpoints/cifar10/edm-cifar10-32x32-cond-vp.pkl``: EDM's network pickle (``torch_utils.persistence``
+  objects, tests/edm_fixtures.py) of RDC's class-conditional DDPM++ at the published size (55,735,299 parameters);
 - ``data/cifar-10-batches-py/test_batch``: 10 images, one per class, as the official pickled dict.
 
 Run ``python -m tests.cifar10_fixtures DIR`` to write both sets under DIR.
@@ -35,15 +35,12 @@ import torch
 from robbench.core.seeding import generator
 from robbench.models import build_model, init_weights
 
-#: the diffusion_unet config of suites/cifar10.yaml's RDC model
-RDC_CONFIG: dict[str, Any] = {"in_channels": 3, "channels": 128, "depth": 3, "class_conditional": True}
-
 #: the smoke set's model configs (suites/cifar10_smoke.yaml names the same); the published set uses the
-#: architectures' defaults, RDC_CONFIG, and Ho et al.'s UNet
+#: architectures' defaults and Ho et al.'s UNet
 SMOKE: dict[str, dict[str, Any]] = {
     "wrn28_10": {"depth": 10, "widen_factor": 1},
     "ncsnv2": {"in_channels": 3, "ngf": 8, "num_scales": 10, "sigma_max": 50.0, "sigma_min": 0.01},
-    "diffusion_unet": {"in_channels": 3, "channels": 16, "depth": 2, "class_conditional": True},
+    "edm_vp": {"model_channels": 16, "channel_mult": [1, 2], "num_blocks": 1},
     "ncsnpp": {"nf": 16, "ch_mult": [1, 2, 2], "num_res_blocks": 1, "attn_resolutions": [16]},
 }
 #: a small diffusers UNet for CIFAR-shaped images (the smoke set; diffusers writes its config.json)
@@ -106,7 +103,9 @@ def write_diffusers(folder: Path, unet: dict[str, Any] | None = None) -> None:
 
 
 def write_rdc(path: Path, **config: Any) -> None:
-    torch.save(_random("diffusion_unet", 4, **(config or RDC_CONFIG)).state_dict(), path)
+    from tests.edm_fixtures import write_edm
+
+    write_edm(path, **config)
 
 
 def write_cifar_batch(folder: Path, n: int = 10) -> None:
@@ -125,7 +124,7 @@ def write_checkpoints(folder: Path, smoke: bool) -> None:
     write_ncsnv2(folder / "ncsnv2_cifar10.pth", **cfg.get("ncsnv2", {}))
     write_diffusers(folder / "ddpm-cifar10-32", SMOKE_UNET if smoke else None)
     write_score_sde(folder / "checkpoint_8.pth", shared_ema=not smoke, **cfg.get("ncsnpp", {}))
-    write_rdc(folder / "diffusion_cond.pt", **cfg.get("diffusion_unet", {}))
+    write_rdc(folder / "edm-cifar10-32x32-cond-vp.pkl", **cfg.get("edm_vp", {}))
 
 
 def write_cifar10_fixtures(root: Path, published: bool = True, smoke: bool = True) -> Path:

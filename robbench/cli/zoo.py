@@ -89,7 +89,9 @@ def zoo_verify(zoo_dir: str | None = typer.Option(None, "--zoo-dir")) -> None:
 def zoo_check(
     arch: str = typer.Argument(..., help="architecture (robbench ls models)"),
     checkpoint: Path = typer.Argument(..., help="local checkpoint file"),
-    fmt: str = typer.Option("state_dict", "--format", help="state_dict | ncsnv2 | robustbench"),
+    fmt: str = typer.Option(
+        "state_dict", "--format", help="state_dict | ncsnv2 | score_sde | robustbench | diffusers | edm"
+    ),
     sha256: str | None = typer.Option(None, "--sha256", help="expected sha256 of the file"),
     config: str | None = typer.Option(None, "--config", help="architecture config as JSON"),
 ) -> None:

@@ -21,7 +21,7 @@ class ModelRef(BaseModel):
     arch: str | None = None
     checkpoint: str | None = None
     sha256: str | None = None
-    format: Literal["state_dict", "ncsnv2", "robustbench", "diffusers", "score_sde"] = "state_dict"
+    format: Literal["state_dict", "ncsnv2", "robustbench", "diffusers", "score_sde", "edm"] = "state_dict"
     config: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="before")

@@ -94,7 +94,8 @@ class RDC(Defense):
     timestep, shared by all samples and classes) are fixed at build time from the suite seed, so
     ``classify`` is a deterministic function of its input (gray-box and BPDA attacks see the same
     classifier as the judge); the logits are the negative weighted errors themselves (no
-    temperature); the likelihood objective uses the null class of the conditional model. The exact
+    temperature); the likelihood objective uses the null class of the conditional model (``edm_vp``, EDM's
+    network, has none: it gets the zero label vector EDM feeds when no label is given). The exact
     gradient of a sign step is the Jacobian of the projection (sign is piecewise constant), so
     full-gradient attacks differentiate through the maximisation without second-order terms.
     Cost per image: ``num_classes * n_timesteps`` network images in the classifier plus

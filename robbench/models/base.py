@@ -15,7 +15,8 @@ def init_weights(module: nn.Module, generator: torch.Generator) -> nn.Module:
     """Re-initialise every parameter from ``generator`` (PyTorch's default schemes, no global RNG).
 
     Conv/linear weights: Kaiming-uniform with a = sqrt(5); their biases: uniform(+-1/sqrt(fan_in));
-    normalisation layers: weight 1, bias 0; embeddings: N(0, 1).
+    normalisation layers: weight 1, bias 0; embeddings: N(0, 1); a module of an architecture's own with an
+    ``init_weights_from(generator)`` method initialises itself.
     """
     for m in module.modules():
         if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
@@ -35,6 +36,8 @@ def init_weights(module: nn.Module, generator: torch.Generator) -> nn.Module:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.Embedding):
             nn.init.normal_(m.weight, generator=generator)
+        elif callable(hook := getattr(m, "init_weights_from", None)):
+            hook(generator)
     return module
 
 

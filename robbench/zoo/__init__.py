@@ -337,7 +337,7 @@ def _load_into(model: nn.Module, state: Any, where: str) -> None:
         raise CheckpointError(
             f"checkpoint {where} is not a state dict (parameter names -> tensors): it holds a {type(state).__name__}",
             hint="give a file saved with torch.save(model.state_dict()), or name its format "
-            "(format: ncsnv2 | robustbench)",
+            "(format: ncsnv2 | score_sde | robustbench | diffusers | edm)",
         )
     own = model.state_dict()
     state = {k: v for k, v in state.items() if not k.startswith("_")}

@@ -21,6 +21,11 @@ Formats
     possibly wrapped as ``{"state_dict": ...}`` and/or with ``module.``-prefixed keys. Buffers the
     file lacks but the architecture has for its inside normalisation (``normalize.mean/std``) keep
     the architecture's configured values. Load it into ``wrn28_10`` (or any matching architecture).
+    ``edm``: an EDM network pickle (Karras et al. 2022; RDC's CIFAR-10 model is
+    ``edm-cifar10-32x32-cond-vp.pkl``), a pickle with code (``torch_utils.persistence``) that is read as data by
+    :mod:`robbench.zoo.edm_pickle` (nothing in it runs; any other global refuses the file). The ``ema`` network's
+    weights are used; its recorded constructor arguments are checked against the architecture's config. Load it
+    into ``edm_vp``.
     ``diffusers``: a ``diffusers`` UNet2DModel folder (``checkpoint:`` is the folder): ``config.json``,
     ``diffusion_pytorch_model.safetensors`` (or ``.bin``, read weights-only) and the DDPMScheduler's
     ``scheduler_config.json``, at the top level as in ``google/ddpm-cifar10-32`` or in ``unet/`` and
@@ -41,7 +46,7 @@ from torch import nn
 from robbench.errors import CheckpointError
 from robbench.zoo.store import load_weights_only
 
-FORMATS = ("ncsnv2", "robustbench", "diffusers", "score_sde")
+FORMATS = ("ncsnv2", "robustbench", "diffusers", "score_sde", "edm")
 #: where the public files of each format come from (a missing checkpoint's message names it)
 SOURCES = {
     "ncsnv2": "the official NCSNv2 release (github.com/ermongroup/ncsnv2, a checkpoint_*.pth of its CIFAR-10 run)",
@@ -49,6 +54,8 @@ SOURCES = {
     "diffusers": "a Hugging Face model folder in the diffusers layout (e.g. google/ddpm-cifar10-32)",
     "score_sde": "the score_sde_pytorch release (github.com/yang-song/score_sde_pytorch; DiffPure's CIFAR-10 model "
     "is vp/cifar10_ddpmpp_deep_continuous/checkpoint_8.pth)",
+    "edm": "the EDM release (github.com/NVlabs/edm; RDC's CIFAR-10 model is "
+    "nvlabs-fi-cdn.nvidia.com/edm/pretrained/edm-cifar10-32x32-cond-vp.pkl)",
 }
 #: weight files of a diffusers model folder, in the order they are looked for
 DIFFUSERS_WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
@@ -120,6 +127,24 @@ def read_score_sde(obj: Any, path: Path, model: nn.Module) -> dict[str, torch.Te
                 hint="check the architecture's config against the checkpoint's (nf, ch_mult, num_res_blocks)",
             )
         state[name] = t
+    return state
+
+
+def read_edm_pickle(path: Path, sha256: str | None, model: nn.Module) -> dict[str, torch.Tensor]:
+    """The EMA network's state dict of an EDM pickle (read as data), its config checked against ``model``'s."""
+    from robbench.zoo.edm_pickle import read_edm
+    from robbench.zoo.store import check_file
+
+    check_file(path, sha256)
+    state, kwargs = read_edm(path)
+    config = getattr(model, "config", {})
+    for key, ours in config.items():
+        theirs = kwargs.get(key)
+        if theirs is not None and (list(theirs) if isinstance(theirs, (list, tuple)) else theirs) != ours:
+            raise CheckpointError(
+                f"{path} was built with {key}={theirs!r}; the architecture's config has {key}={ours!r}",
+                hint=f"set config {key}: {theirs!r} (the pickle records the network's constructor arguments)",
+            )
     return state
 
 
@@ -227,6 +252,8 @@ def read(fmt: str, path: str | Path, sha256: str | None, model: nn.Module) -> di
         )
     if fmt == "diffusers":
         return read_diffusers(path, sha256)
+    if fmt == "edm":
+        return read_edm_pickle(path, sha256, model)
     obj = load_weights_only(path, sha256)
     if fmt == "ncsnv2":
         return read_ncsnv2(obj, path)

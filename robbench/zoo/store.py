@@ -58,6 +58,19 @@ def load_state_dict(path: Path, sha256: str | None = None) -> dict[str, torch.Te
 def load_weights_only(path: Path, sha256: str | None = None) -> Any:
     """Verify ``path`` against ``sha256`` (when given) and unpickle it weights-only: tensors and plain
     containers (lists, dicts, numbers, strings) only, so no code in the file runs. Any layout."""
+    check_file(path, sha256)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(
+            f"{path} is not a weights-only checkpoint (refused without running anything): {_unpickle_reason(exc)}",
+            hint="robbench loads only tensors and plain containers; re-save the file with torch.save(model.state_dict())",
+        ) from None
+    return obj
+
+
+def check_file(path: Path, sha256: str | None = None) -> None:
+    """A checkpoint file exists, is not empty, matches ``sha256`` (when given) and starts as torch's zip or a pickle."""
     if path.is_dir():
         raise CheckpointError(f"checkpoint {path} is a folder, not a file", hint="give the path of the checkpoint file")
     if not path.is_file():
@@ -78,14 +91,6 @@ def load_weights_only(path: Path, sha256: str | None = None) -> Any:
             f"{path} is not a torch checkpoint (neither torch's zip format nor a pickle; it starts with {head!r})",
             hint="give the checkpoint file itself (a .pt/.pth written by torch.save), not an archive or a web page",
         )
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(
-            f"{path} is not a weights-only checkpoint (refused without running anything): {_unpickle_reason(exc)}",
-            hint="robbench loads only tensors and plain containers; re-save the file with torch.save(model.state_dict())",
-        ) from None
-    return obj
 
 
 def _unpickle_reason(exc: BaseException) -> str:
