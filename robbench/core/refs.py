@@ -12,12 +12,25 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 HEX = frozenset("0123456789abcdef")
 
 
+class RobustBenchRef(BaseModel):
+    """A RobustBench model-zoo entry, loaded through the optional ``robustbench`` package from a local copy:
+    ``model_dir/<dataset>/<threat_model>/<name>.pt`` as RobustBench's ``load_model`` stores it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    dataset: Literal["cifar10", "cifar100", "imagenet"] = "cifar10"
+    threat_model: Literal["Linf", "L2", "corruptions"] = "Linf"
+    model_dir: str = "models"
+
+
 class ModelRef(BaseModel):
-    """A model: a zoo name, or an architecture plus a local checkpoint."""
+    """A model: a zoo name, an architecture plus a local checkpoint, or a RobustBench model-zoo entry."""
 
     model_config = ConfigDict(extra="forbid")
 
     zoo: str | None = None
+    robustbench: RobustBenchRef | None = None
     arch: str | None = None
     checkpoint: str | None = None
     sha256: str | None = None
@@ -31,8 +44,8 @@ class ModelRef(BaseModel):
 
     @model_validator(mode="after")
     def _one_kind(self) -> ModelRef:
-        if (self.zoo is None) == (self.arch is None):
-            raise ValueError("give either a zoo name or arch + checkpoint")
+        if sum(x is not None for x in (self.zoo, self.arch, self.robustbench)) != 1:
+            raise ValueError("give one of: a zoo name, arch + checkpoint, or robustbench: {name: ...}")
         if self.arch is not None and self.checkpoint is None:
             raise ValueError("arch needs a checkpoint path")
         if self.sha256 is not None and (len(self.sha256) != 64 or any(c not in HEX for c in self.sha256.lower())):

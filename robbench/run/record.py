@@ -71,6 +71,10 @@ def checkpoint_hashes(suite: Any, zoo_dir: str | None) -> dict[str, str | None]:
             if ref.zoo:
                 key = get_recipe(ref.zoo).key
                 out[where] = store.manifest(key).get("sha256") if store.has(key) else None
+            elif ref.robustbench is not None:
+                from robbench.zoo.robustbench_zoo import model_path
+
+                out[where] = ref.sha256 or sha256_file(model_path(ref.robustbench))
             else:
                 out[where] = ref.sha256 or sha256_file(Path(ref.checkpoint).expanduser())
         except Exception:

@@ -224,6 +224,10 @@ def check_model_ref(ref: Any, where: str) -> None:
         if f.get("zoo"):
             r = get_recipe(f["zoo"])
             models.entry(r.arch)
+        elif f.get("robustbench"):
+            from robbench.zoo import robustbench_zoo
+
+            robustbench_zoo.check(f["robustbench"], f.get("sha256"))
         else:
             models.entry(f["arch"])
             load_model(f, train_missing=False, quiet=True)  # names a missing file first (require_checkpoint)
@@ -240,6 +244,10 @@ def model_identity(ref: Any) -> dict[str, Any]:
     if f.get("zoo"):
         r = get_recipe(f["zoo"])
         return {"zoo": r.name, "recipe": r.hash}
+    if f.get("robustbench"):
+        from robbench.zoo import robustbench_zoo
+
+        return robustbench_zoo.identity(f["robustbench"], f.get("sha256"))
     from robbench.zoo.store import sha256_file
 
     path = Path(f["checkpoint"]).expanduser()
@@ -267,6 +275,13 @@ def load_model(
 
     f = _ref_fields(ref)
     store = ZooStore(zoo_dir)
+    if f.get("robustbench"):
+        from robbench.zoo import robustbench_zoo
+
+        model = robustbench_zoo.load(f["robustbench"], f.get("sha256"))
+        for p in model.parameters():
+            p.requires_grad_(False)
+        return model.to(device)
     if f.get("zoo"):
         recipe = get_recipe(f["zoo"])
         if not store.has(recipe.key):

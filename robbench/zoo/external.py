@@ -18,7 +18,7 @@ Formats
     position to the architecture's parameters (shapes checked one by one), as the official sampler's
     ``ema.copy_to`` does. Load it into ``ncsnpp``.
     ``robustbench``: a plain state dict as RobustBench distributes its WideResNet-28-10 models,
-    possibly wrapped as ``{"state_dict": ...}`` and/or with ``module.``-prefixed keys. Buffers the
+    possibly wrapped as ``{"state_dict": ...}`` and/or with ``module.``- or ``model.``-prefixed keys. Buffers the
     file lacks but the architecture has for its inside normalisation (``normalize.mean/std``) keep
     the architecture's configured values. Load it into ``wrn28_10`` (or any matching architecture).
     ``edm``: an EDM network pickle (Karras et al. 2022; RDC's CIFAR-10 model is
@@ -159,7 +159,10 @@ def read_robustbench(obj: Any, path: Path, model: nn.Module) -> dict[str, torch.
             hint="save the model with torch.save(model.state_dict(), path)",
         )
     state = _strip(obj)
-    for k, v in model.state_dict().items():
+    own = model.state_dict()
+    if not any(k.startswith("model.") for k in own) and all(k.startswith("model.") for k in state):
+        state = _strip(state, "model.")  # RobustBench strips this wrapper prefix too
+    for k, v in own.items():
         if k.startswith("normalize.") and k not in state:
             state[k] = v.detach().clone()
     return state
