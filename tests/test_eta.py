@@ -62,3 +62,47 @@ def test_bar_advances_by_cost_and_counts_samples(tmp_path: Path) -> None:
         bar.advance(5, "dear")
         assert task.completed == 505.0 and bar.done == 15
         assert task.fields["samples"] == "15/20 samples"
+
+
+def test_a_fresh_run_learns_each_defense_cost_as_units_finish() -> None:
+    """No stored rows: nothing is shown until a unit ends; then each defense is charged its measured seconds per
+    pass, an unmeasured one the mean of the measured, the estimate spread over the workers."""
+    from robbench.run.eta import LiveCost
+
+    plan = _plan()
+    cells = {c.label: c for c in plan.cells}
+    units = {c.id: 10 for c in plan.cells}
+    cost = LiveCost(plan.cells, units, None, workers=2)
+    assert cost.seconds_left() is None
+    cheap, dear = cells["none / PGD10 / Linf 0.1"], cells["random_noise / PGD10 / Linf 0.1"]
+    cost.observe(cheap.id, 5, 5 * passes_per_sample(cheap) * 0.001)  # none: 1 ms per pass
+    rate = dict.fromkeys(("none", "random_noise"), 0.001)  # random_noise not measured yet: the mean (none's)
+    want = sum(n * passes_per_sample(c) * rate[c.defense.display] for c, n in ((c, units[c.id]) for c in plan.cells))
+    want -= 5 * passes_per_sample(cheap) * 0.001
+    assert cost.seconds_left() == pytest.approx(want / 2)
+    cost.observe(dear.id, 2, 2 * passes_per_sample(dear) * 0.010)  # random_noise: 10 ms per pass
+    assert cost.rate("random_noise") == pytest.approx(0.010) and cost.rate("none") == pytest.approx(0.001)
+    left = {c.id: units[c.id] for c in plan.cells}
+    left[cheap.id] -= 5
+    left[dear.id] -= 2
+    want = sum(
+        left[c.id] * passes_per_sample(c) * (0.010 if c.defense.display == "random_noise" else 0.001)
+        for c in plan.cells
+    )
+    assert cost.seconds_left() == pytest.approx(want / 2)
+
+
+def test_the_bar_shows_the_live_estimate() -> None:
+    from robbench.run.eta import LiveCost
+
+    plan = _plan()
+    units = {c.id: 4 for c in plan.cells}
+    bar = ProgressBar(units, quiet=False, cost=LiveCost(plan.cells, units))
+    with bar.running():
+        task = bar._prog.tasks[0]
+        assert task.fields["left"] == "time left: measuring"
+        first = plan.cells[0]
+        bar.advance(4, first.id, seconds=4 * passes_per_sample(first) * 2.0)  # 2 s per pass
+        want = sum(4 * passes_per_sample(c) * 2.0 for c in plan.cells[1:])
+        m, s = divmod(round(want), 60)
+        assert task.fields["left"] == (f"~{m // 60}:{m % 60:02d}:{s:02d} left" if m >= 60 else f"~{m}:{s:02d} left")

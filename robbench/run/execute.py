@@ -177,18 +177,19 @@ def _units(keys: list[UnitKey]) -> dict[str, int]:
     return out
 
 
-def _weights(runner: UnitRunner, keys: list[UnitKey], quiet: bool) -> dict[str, float]:
-    """Cost of one sample per cell, for the progress bar's time left (none when it is not shown)."""
+def _progress_bar(runner: UnitRunner, keys: list[UnitKey], quiet: bool, workers: int) -> ProgressBar:
+    """The run's progress bar: each cell's cost per sample, and the live cost model of its time left."""
+    units = _units(keys)
     if quiet or not keys:
-        return {}
-    from robbench.run.eta import cell_weights
+        return ProgressBar(units, quiet)
+    from robbench.run.eta import LiveCost, cell_weights
 
     cells = [c for c in runner.plan.cells if c.id in {k[0] for k in keys}]
     try:
         rows = runner.results.read_rows(current_only=True)
     except (RobbenchError, OSError, ValueError):  # the estimate never stops a run; a bad shard is reported elsewhere
         rows = None
-    return cell_weights(cells, rows)
+    return ProgressBar(units, quiet, cell_weights(cells, rows), LiveCost(cells, units, rows, workers))
 
 
 def execute(
@@ -218,7 +219,7 @@ def execute(
             )
         backend.deadline = time.monotonic() + 60 * opts.max_minutes
     attempts: dict[UnitKey, int] = {}
-    progress = ProgressBar(_units(keys), quiet, _weights(runner, keys, quiet))
+    progress = _progress_bar(runner, keys, quiet, opts.workers if opts.executor == "local" else 1)
     try:
         with progress.running():
             all_stages = stages(runner, keys)

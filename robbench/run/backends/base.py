@@ -22,7 +22,7 @@ UnitKey = tuple[str, tuple[int, ...]]  # (cell id, sample positions in the selec
 class Progress(Protocol):
     """The progress display a backend advances (:class:`robbench.run.progress.ProgressBar`)."""
 
-    def advance(self, k: int, cell: str | None = None) -> None: ...
+    def advance(self, k: int, cell: str | None = None, seconds: float | None = None) -> None: ...
 
     def describe(self, text: str) -> None: ...
 
@@ -69,6 +69,8 @@ class UnitResult:
     #: even build the plan): the coordinator stops the run with it
     fatal: bool = False
     hint: str | None = None
+    #: wall seconds the unit ran (the progress bar learns each defense's cost from them)
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True)

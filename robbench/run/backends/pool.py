@@ -196,7 +196,7 @@ class PoolBackend:
             results[res.key] = res
             if res.fatal:  # no other unit can succeed: stop now (close() terminates the others)
                 self.aborted = True
-            progress.advance(len(res.key[1]), res.key[0])
+            progress.advance(len(res.key[1]), res.key[0], seconds=res.seconds or None)
             return w
         if w.proc.is_alive():
             return None

@@ -4,6 +4,7 @@ answer, and compute a defense's checks."""
 
 from __future__ import annotations
 
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -72,6 +73,7 @@ def run_unit_safely(
         return UnitResult(
             key, error=f"cell {key[0]} is not in this worker's plan (different robbench version?)", retryable=False
         )
+    t0 = time.perf_counter()
     try:
         rows = runner.run_unit(Unit(cell, list(key[1])), progress=progress)
     except RobbenchError as exc:
@@ -86,7 +88,7 @@ def run_unit_safely(
         tb = traceback.format_exc(limit=6).strip().splitlines()
         where = next((ln.strip() for ln in reversed(tb) if ln.strip().startswith("File ")), "")
         return UnitResult(key, error=f"{type(exc).__name__}: {exc}".strip() + (f" ({where})" if where else ""))
-    return UnitResult(key, rows=rows)
+    return UnitResult(key, rows=rows, seconds=time.perf_counter() - t0)
 
 
 def run_check_task(runner: UnitRunner | None, task: CheckTask, setup_error: BaseException | None) -> CheckResult:
