@@ -130,7 +130,7 @@ def device() -> list[Finding]:
             "cpu threads",
             "ok" if choice.threads == choice.cores else "info",
             f"robbench run would use {choice.threads} of {choice.cores} usable cores now"
-            + ("" if choice.load is None else f" (load average {choice.load:.2f})"),
+            + ("" if choice.load is None else f" ({choice.load:.2f} cores busy)"),
             None if choice.threads == choice.cores else "other jobs hold the rest; --threads N overrides",
         )
     )

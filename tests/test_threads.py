@@ -32,6 +32,24 @@ def test_threads_follow_the_free_cores(cores: int, load: float | None, workers: 
     assert "--threads N overrides" in choice.describe()
 
 
+def test_busy_cores_are_sampled_now_not_averaged_over_a_minute() -> None:
+    """A busy loop started a moment ago counts at once (the 1-minute load average would still read ~0 for it)."""
+    import sys
+    import time
+
+    from robbench.run.threads import busy_cores
+
+    assert 0.0 <= (busy_cores(0.1) or 0.0) <= usable_cores() + 1e-6
+    loop = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        busy = busy_cores(0.5)
+    finally:
+        loop.kill()
+        loop.wait()
+    assert busy is not None and busy >= 0.7, busy
+
+
 def test_an_explicit_thread_count_wins_over_the_load() -> None:
     choice = choose_threads(6, 1, cores=2, load=5.0)
     assert choice.threads == 6 and choice.explicit and "(--threads)" in choice.describe()
