@@ -158,3 +158,24 @@ def test_a_suite_runs_on_a_robustbench_classifier(tmp_path: Path, zoo_dir: Path,
     )
     assert res.exit_code == 0, res.output
     assert len(list((out / "rows").iterdir())) == 2 and fake_robustbench == []
+
+
+@pytest.mark.parametrize(
+    ("defense", "field", "extra"),
+    [
+        ("diffpure", "diffusion_model", {}),
+        ("rdc", "diffusion_model", {}),
+        ("pursamere", "score_model", {"eps_pur": 0.1}),
+    ],
+)
+def test_a_robustbench_entry_is_refused_where_a_generative_model_belongs(
+    tmp_path: Path, defense: str, field: str, extra: dict[str, Any]
+) -> None:
+    doc = base_suite(
+        defenses=[{"name": defense, "params": {field: _ref(tmp_path / "models"), **extra}}],
+        attacks=[{"id": "clean", "name": "clean"}],
+    )
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(yaml.safe_dump(doc))
+    res = runner.invoke(app, ["validate", str(suite)])
+    assert res.exit_code == 2 and f"RobustBench entry '{NAME}' is a classifier" in res.output, res.output

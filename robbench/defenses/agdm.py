@@ -117,7 +117,7 @@ class AGDM(DiffusionPurifier):
         p = cast(AGDMParams, params)
         ref = default_model_ref(p.aux_model, ctx, "-cnn-adv")
         if ref is not None:
-            check_ref(ref, "agdm params.aux_model")
+            check_ref(ref, "agdm params.aux_model", generative=False)
 
     def __init__(self, params: ParamsModel, ctx: BuildContext) -> None:
         super().__init__(params, ctx)

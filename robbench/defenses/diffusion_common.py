@@ -108,10 +108,16 @@ def describe_ref(ref: ModelRef) -> str:
     return repr(ref.zoo) if ref.zoo else f"{ref.arch} checkpoint {ref.checkpoint}"
 
 
-def check_ref(ref: ModelRef, field: str) -> None:
-    """A missing model (unknown zoo name, absent checkpoint, unknown architecture) -> SuiteError."""
+def check_ref(ref: ModelRef, field: str, generative: bool = True) -> None:
+    """A missing model (unknown zoo name, absent checkpoint, unknown architecture) -> SuiteError; a RobustBench
+    zoo entry (a classifier) where a generative model is asked for (``generative``) -> SuiteError."""
     from robbench.zoo import check_model_ref
 
+    if generative and ref.robustbench is not None:
+        raise SuiteError(
+            f"{field}: RobustBench entry {ref.robustbench.name!r} is a classifier, not a generative model",
+            hint="give the score or diffusion model as a zoo name or {arch, checkpoint, format}",
+        )
     try:
         check_model_ref(ref, field)
     except RobbenchError as exc:

@@ -55,6 +55,11 @@ def score_ladder(ref: ModelRef, ctx: BuildContext | None) -> Tensor:
     """
     from robbench.models import build_model
 
+    if ref.robustbench is not None:
+        raise SuiteError(
+            f"score_model: RobustBench entry {ref.robustbench.name!r} is a classifier, not a score model",
+            hint="give the score model as a zoo name or {arch, checkpoint, format}",
+        )
     if ref.zoo is not None:
         from robbench.zoo import get_recipe
 
