@@ -66,8 +66,11 @@ def test_quantize_masks_gradients_falls_to_bpda_and_is_flagged(write_suite, tmp_
     assert _flagged(checks, "full-vs-bpda", "q8")
     assert _flagged(checks, "large-eps", "q8 / Linf 0.5 / PGD20 gradient full")
     assert _flagged(checks, "black-box-beats-white-box", "q8 / Linf 0.1 / gradient full")
-    # the undefended classifier and BPDA on q8 are not flagged
+    # the undefended classifier and BPDA on q8 are not flagged; their large-eps check stopped after the short attack
     assert not [c for c in checks if c["status"] == "flag" and c["subject"].startswith("none")]
+    passed = [c for c in checks if c["check"] == "large-eps" and c["status"] == "ok"]
+    assert any("none / Linf 0.5 / PGD5 gradient full" in c["subject"] for c in passed), passed
+    assert any("q8 / Linf 0.5 / PGD5 gradient bpda" in c["subject"] for c in passed), passed
     assert not _flagged(checks, "zero-gradients", "q8 / gradient bpda")
     assert not _flagged(checks, "black-box-beats-white-box", "gradient bpda")
     # the table lists the flags under it
