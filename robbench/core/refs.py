@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 HEX = frozenset("0123456789abcdef")
 
@@ -53,6 +53,15 @@ class ModelRef(BaseModel):
                 f"sha256 {self.sha256!r} is not a SHA-256 digest (64 hex digits); compute it with `sha256sum FILE`"
             )
         return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """``robustbench`` came later: left out while unset, so every earlier reference (and the cell ids and
+        seeds derived from it) dumps exactly as before."""
+        out: dict[str, Any] = handler(self)
+        if out.get("robustbench", 0) is None:
+            out.pop("robustbench")
+        return out
 
     def identity(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)
