@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from robbench.core.multiplier import bisect_host, bisect_torch
+from robbench.core.multiplier import HALVINGS, bisect_host, bisect_torch, l1_estimate
 from robbench.core.threat import project
 
 
@@ -104,3 +104,36 @@ def test_projection_keeps_a_graph_through_x() -> None:
         out = project(x, x0, norm, 0.3)
         (grad,) = torch.autograd.grad(out.sum(), x)
         assert torch.isfinite(grad).all()
+
+
+def _l1_case(seed: int) -> tuple[Tensor, Tensor, Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    a = torch.rand(32, 300, generator=g, dtype=torch.float64) * (torch.rand(32, 300, generator=g) < 0.1)
+    room = torch.rand(32, 300, generator=g, dtype=torch.float64)
+    return a, room, torch.full((32,), 1.5, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("wrong", [None, 1.5, 0.999999, float("nan")])
+def test_an_estimate_only_saves_evaluations_never_changes_the_result(wrong: float | None) -> None:
+    """A good estimate decides most halvings (far fewer evaluations); a bad or missing one is caught by the
+    final check (or never used), and the result is the recorded bisection's, bit for bit."""
+    a, room, target = _l1_case(4)
+    calls = [0]
+
+    def fn(lam: Tensor) -> Tensor:
+        calls[0] += 1
+        return torch.minimum((a - lam[:, None]).clamp_min(0), room).sum(1)
+
+    hi = a.amax(1)
+    recorded = bisect_torch(fn, target, torch.zeros_like(hi), hi)
+    calls[0] = 0
+    lam, margin = l1_estimate(a, room, 1.5)
+    assert torch.isfinite(margin).all()
+    if wrong is not None:
+        lam = lam * wrong
+    got = bisect_host(fn, target, torch.zeros_like(hi), hi, (lam, margin))
+    assert torch.equal(got, recorded)
+    if wrong is None:
+        assert calls[0] < HALVINGS // 2, calls[0]
+    elif wrong == 1.5:
+        assert calls[0] > HALVINGS // 2, "a wrong estimate must send the batch to the plain halvings"

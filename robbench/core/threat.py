@@ -24,7 +24,7 @@ from robbench.core.budget import Norm as Norm
 from robbench.core.budget import format_eps as format_eps
 from robbench.core.budget import max_eps as max_eps
 from robbench.core.budget import parse_eps as parse_eps
-from robbench.core.multiplier import bisect_host, bisect_torch
+from robbench.core.multiplier import bisect_host, bisect_torch, l1_estimate, l2_estimate
 
 #: slack allowed by :meth:`ThreatModel.contains` for float32 round-off
 ATOL = 1e-5
@@ -78,16 +78,17 @@ def _l2_multiplier(d: Tensor, lo_box: Tensor, hi_box: Tensor, target: Tensor, ep
             hi,
         )
     buf = torch.empty_like(d)
+    room = torch.where(d > 0, hi_box, -lo_box)
 
     def fn(lam: Tensor) -> Tensor:
         torch.div(d, torch.from_numpy(1 + lam.numpy())[:, None], out=buf)
         torch.clamp(buf, lo_box, hi_box, out=buf)  # max then min, as above (lo_box <= hi_box)
         return cast(Tensor, torch.linalg.vector_norm(buf, dim=1))  # what Tensor.norm(dim=1) calls
 
-    return bisect_host(fn, target, torch.zeros_like(hi), hi)
+    return bisect_host(fn, target, torch.zeros_like(hi), hi, l2_estimate(d, room, eps))
 
 
-def _l1_multiplier(d: Tensor, lo_box: Tensor, hi_box: Tensor, target: Tensor) -> Tensor:
+def _l1_multiplier(d: Tensor, lo_box: Tensor, hi_box: Tensor, target: Tensor, eps: float) -> Tensor:
     """The multiplier of the L1 constraint: ``||clip(soft(d, lam))||_1 <= eps`` at the smallest ``lam``.
 
     ``|clip(sign(d) max(|d| - lam, 0))|`` equals ``min(max(|d| - lam, 0), room)`` with ``room`` the box's
@@ -106,7 +107,7 @@ def _l1_multiplier(d: Tensor, lo_box: Tensor, hi_box: Tensor, target: Tensor) ->
 
     if d.device.type != "cpu":
         return bisect_torch(fn, target, torch.zeros_like(hi), hi)
-    return bisect_host(fn, target, torch.zeros_like(hi), hi)
+    return bisect_host(fn, target, torch.zeros_like(hi), hi, l1_estimate(a, room, eps))
 
 
 def project(x: Tensor, x0: Tensor, norm: str, eps: float) -> Tensor:
@@ -126,7 +127,7 @@ def project(x: Tensor, x0: Tensor, norm: str, eps: float) -> Tensor:
         z = torch.minimum(torch.maximum(d / (1 + lam[:, None]), lo_box), hi_box)
     elif norm == "l1":
         feasible = d_box.abs().sum(dim=1) <= eps
-        lam = _l1_multiplier(d.detach(), lo_box.detach(), hi_box.detach(), target).to(d.device)
+        lam = _l1_multiplier(d.detach(), lo_box.detach(), hi_box.detach(), target, eps).to(d.device)
         z = torch.sign(d) * (d.abs() - lam[:, None]).clamp_min(0)
         z = torch.minimum(torch.maximum(z, lo_box), hi_box)
     else:
