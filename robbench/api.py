@@ -16,11 +16,11 @@ if TYPE_CHECKING:  # keep `robbench ls` free of torch-heavy imports
     from robbench.run.session import RunReport
 
 
-def validate(suite_path: str | Path, *, data_dir: str | None = None) -> Plan:
+def validate(suite_path: str | Path, *, data_dir: str | None = None, zoo_dir: str | None = None) -> Plan:
     """Check a suite completely (names, parameters, data, budgets, models) and plan it, without computing."""
     from robbench.run.validate import validate_file
 
-    return validate_file(suite_path, data_dir=data_dir)
+    return validate_file(suite_path, data_dir=data_dir, zoo_dir=zoo_dir)
 
 
 def run(suite_path: str | Path, **kwargs: Any) -> RunReport:

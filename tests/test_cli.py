@@ -68,3 +68,17 @@ def test_cuda_requested_without_cuda(tmp_path: Path, write_suite) -> None:  # ty
     res = runner.invoke(app, ["run", str(write_suite(base_suite())), "--device", "cuda", "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and "no CUDA device" in res.output
     assert not (tmp_path / "o").exists()
+
+
+def test_validate_takes_the_run_commands_zoo_dir(tmp_path: Path, zoo_dir) -> None:  # type: ignore[no-untyped-def]
+    """`robbench validate` accepts the `--zoo-dir` a user copies from the run command, and checks nothing less."""
+    import yaml
+
+    suite = tmp_path / "s.yaml"
+    suite.write_text(yaml.safe_dump(base_suite()))
+    res = runner.invoke(app, ["validate", str(suite), "--zoo-dir", str(zoo_dir)])
+    assert res.exit_code == 0 and "valid:" in res.output, res.output
+    bad = dict(base_suite(), attacks=[{"id": "x", "name": "pgdd", "params": {}}])
+    suite.write_text(yaml.safe_dump(bad))
+    res = runner.invoke(app, ["validate", str(suite), "--zoo-dir", str(zoo_dir)])
+    assert res.exit_code == 2 and "pgdd" in res.output

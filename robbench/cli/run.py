@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 def validate(
     suite: Path = typer.Argument(..., help="suite YAML"),
     data_dir: str | None = typer.Option(None, "--data-dir", help="folder with the data set files"),
+    zoo_dir: str | None = typer.Option(
+        None, "--zoo-dir", help="model cache (default $ROBBENCH_ZOO_DIR or the user cache), as for run"
+    ),
 ) -> None:
     """Check a suite completely (names, parameters, data, budgets) before any compute."""
     import warnings
@@ -29,7 +32,7 @@ def validate(
     try:
         with warnings.catch_warnings():  # the plan's notes are printed below, once
             warnings.simplefilter("ignore")
-            plan = api.validate(suite, data_dir=data_dir)
+            plan = api.validate(suite, data_dir=data_dir, zoo_dir=zoo_dir)
     except RobbenchError as exc:
         _fail(exc)
         return

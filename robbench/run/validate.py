@@ -207,14 +207,14 @@ def check_suite(suite: Suite, *, data_dir: str | None = None, models: bool = Tru
         check_models(suite)
 
 
-def validate_file(path: str | Path, *, data_dir: str | None = None) -> Plan:
+def validate_file(path: str | Path, *, data_dir: str | None = None, zoo_dir: str | None = None) -> Plan:
     """Read, check and plan a suite file: the plan ``robbench validate`` describes (cells, samples,
     notes). Computes nothing heavy."""
     from robbench.run.plan import Plan
 
     suite, text = read_suite(path)
     check_suite(suite, data_dir=data_dir)
-    return Plan(suite, suite_text=text, data_dir=data_dir)
+    return Plan(suite, suite_text=text, data_dir=data_dir, zoo_dir=zoo_dir)
 
 
 def load_suite(path: str | Path, *, data_dir: str | None = None) -> Suite:
