@@ -41,6 +41,8 @@ document.querySelectorAll('input.filter').forEach(function(inp){inp.addEventList
 CHECK_HELP = {
     "judge-draws": "A stochastic defense judged on fewer than 4 draws, or with a soft headline, can count a "
     "broken point as robust on a lucky draw: judge worst of 4 or more.",
+    "draws-not-converged": "The defense's worst-of-m accuracy was still falling with the last judge draw: more "
+    "draws, or an attacker who can submit again, would likely lower it; raise evaluation.draws.",
     "adaptive-attack": "No attack at full strength went through the defense itself, so its numbers are upper "
     "bounds: add BPDA or full-gradient PGD (with EoT on a randomised defense), or use `adaptive`.",
     "library-early-stop": "A library's stopping rule decided what was returned where its forward is not the "

@@ -13,7 +13,8 @@ under the table. One module per check family, one function per check:
 - :mod:`.large_eps` (Carlini et al. 2019, Sec. 5): at a budget that contains the mid-grey image, a
   working attack drives accuracy to the largest class share.
 - :mod:`.rows`: checks from the stored rows (black-box beating white-box, full vs BPDA, large eps from
-  rows, loss not converged).
+  rows, loss not converged, and :mod:`.draw_trend`: a stochastic defense's worst-of-m accuracy still
+  falling with its last judge draw).
 
 Compute checks (:mod:`.compute`) use :data:`~.compute.N_SAMPLES` evaluated samples and seeds derived
 from the suite seed, so a worker process computes the same records as the coordinator.

@@ -27,6 +27,7 @@ import pandas as pd
 from robbench.core import registry
 from robbench.core.threat import ThreatModel
 from robbench.results.scoring import scored
+from robbench.run.checks.draw_trend import draws_trend_check
 from robbench.run.checks.draws import adaptive_attack_check, early_stop_check, judge_draws_check
 from robbench.run.checks.large_eps import LARGE_EPS_SLACK, large_eps, large_eps_record, one_class_record
 from robbench.run.checks.records import WHITE_BOX, record
@@ -211,7 +212,8 @@ def row_checks(df: pd.DataFrame, suite: Suite, dim: int | None = None, num_class
     """Every row check, per defense x threat, then per cell."""
     if df.empty:
         return []
-    out: list[Record] = judge_draws_check(df, suite) + adaptive_attack_check(df, suite) + early_stop_check(df, suite)
+    out: list[Record] = judge_draws_check(df, suite) + draws_trend_check(df)
+    out += adaptive_attack_check(df, suite) + early_stop_check(df, suite)
     s = scored(df, suite.evaluation.scoring)
     s = s[s["norm"] != "none"]
     attacks = {a.id: a for a in suite.attacks}
