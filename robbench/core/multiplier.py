@@ -34,7 +34,7 @@ from torch import Tensor
 HALVINGS = 60
 #: the estimate decides a halving only where |midpoint - lam| > MARGIN * lam in every row
 MARGIN = 1e-12
-#: passes of the active-set fixed point before an estimate is given up (NaN: no prediction)
+#: passes of the active-set fixed point; a row not settled by then predicts less (a wide margin)
 ESTIMATE_PASSES = 12
 
 Fn = Callable[[Tensor], Tensor]
@@ -77,7 +77,7 @@ def _guided_halvings(
             ok = fn(torch.from_numpy(mid)).numpy() <= t
         new_hi, new_lo = np.where(ok, mid, hi), np.where(ok, lo, mid)
         if np.array_equal(new_hi, hi) and np.array_equal(new_lo, lo):
-            break  # only a real halving can leave a bracket unchanged: a fixed point
+            break  # a fixed point (a guessed one is proven so by the final check)
         hi, lo = new_hi, new_lo
     return lo, hi, guessed
 

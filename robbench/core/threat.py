@@ -4,9 +4,9 @@
 is a box, so clipping is exact. For L2 and L1 the projection is separable once the Lagrange
 multiplier of the norm constraint is known: each coordinate is the clipped minimiser of a 1-D
 convex problem, and the norm of the result decreases monotonically in the multiplier, so a
-bisection in float64 finds it to machine precision (:mod:`robbench.core.multiplier`: the 60 halvings the
-recorded results were computed with, bit for bit, their bookkeeping in NumPy on CPU). :func:`project_l1_ball` is the sort-based
-projection onto the plain L1 ball of Duchi et al. (2008), used when the box is not active.
+bisection in float64 finds it to machine precision (:mod:`robbench.core.multiplier`: the 60 halvings
+the recorded results were computed with, bit for bit, cheaper on CPU). :func:`project_l1_ball` is the
+sort-based projection onto the plain L1 ball of Duchi et al. (2008), used when the box is not active.
 """
 
 from __future__ import annotations
