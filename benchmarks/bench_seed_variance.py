@@ -98,11 +98,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="keep the runs here (default: a temporary folder)")
     args = ap.parse_args()
     print(f"load average at start: {' '.join(load_average())}; suite {args.suite.name}; seeds {args.seeds}")
-    if args.out is not None:
-        report(run_seeds(args.suite, args.seeds, args.out, args))
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            report(run_seeds(args.suite, args.seeds, Path(tmp), args))
+    with tempfile.TemporaryDirectory() as tmp:
+        report(run_seeds(args.suite, args.seeds, args.out or Path(tmp), args))
     print(f"load average at end: {' '.join(load_average())}")
 
 

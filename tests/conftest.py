@@ -103,6 +103,25 @@ def cli_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "robbench.cli", *args]
 
 
+def run_benchmark(script: str, *args: str) -> Any:
+    """``python benchmarks/SCRIPT ARGS`` from the repository root on one thread (shared zoo cache), checked to
+    exit 0; returns the completed process (its ``stdout`` holds the tables)."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    res = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / script), *args],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env=cli_env(OMP_NUM_THREADS="1"),
+        timeout=900,
+    )
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    return res
+
+
 def run_suite_cli(suite_path: Path, out: Path, zoo_dir: Path) -> Any:
     """``robbench run SUITE --out OUT --zoo-dir ZOO --quiet --table none`` in-process (Typer's runner), checked
     to exit 0; returns the loaded results and their summary ``(Loaded, DataFrame)``."""

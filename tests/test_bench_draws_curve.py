@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from itertools import pairwise
 from pathlib import Path
 
 import yaml
 
-from tests.conftest import cli_env
+from tests.conftest import run_benchmark
 
 ROOT = Path(__file__).parents[1]
 
@@ -22,15 +20,7 @@ def test_bench_draws_curve_runs_and_never_rises(tmp_path: Path, zoo_dir) -> None
     spec["evaluation"]["draws"] = 8
     suite = tmp_path / "small.yaml"
     suite.write_text(yaml.safe_dump(spec))
-    res = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench_draws_curve.py"), "--suite", str(suite), "--threads", "1"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=cli_env(OMP_NUM_THREADS="1"),
-        timeout=900,
-    )
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    res = run_benchmark("bench_draws_curve.py", "--suite", str(suite), "--threads", "1")
     assert "| defense | attack | worst of 1 | worst of 2 | worst of 4 | worst of 8 |" in res.stdout
     lines = [ln for ln in res.stdout.splitlines() if ln.startswith("| random_noise |")]
     assert {ln.split(" | ")[1] for ln in lines} == {"clean", "BPDA10-det"}

@@ -3,13 +3,11 @@ what it claims: a sample counts as robust over the seeds only if it is robust un
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
-from tests.conftest import cli_env
+from tests.conftest import run_benchmark
 
 ROOT = Path(__file__).parents[1]
 
@@ -26,16 +24,18 @@ def test_bench_seed_variance_runs_and_pools_worst_over_seeds(tmp_path: Path, zoo
             a["defenses"] = [d for d in a["defenses"] if d in ("none", "random_noise")]
     suite = tmp_path / "small.yaml"
     suite.write_text(yaml.safe_dump(spec))
-    res = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench_seed_variance.py"), "--suite", str(suite)]
-        + ["--seeds", "0", "1", "--threads", "1", "--out", str(tmp_path / "runs")],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=cli_env(OMP_NUM_THREADS="1"),
-        timeout=900,
+    res = run_benchmark(
+        "bench_seed_variance.py",
+        "--suite",
+        str(suite),
+        "--seeds",
+        "0",
+        "1",
+        "--threads",
+        "1",
+        "--out",
+        str(tmp_path / "runs"),
     )
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     lines = [ln for ln in res.stdout.splitlines() if ln.startswith("| ") and "---" not in ln and "seed 0" not in ln]
     names = {ln.split(" | ")[0][2:] for ln in lines}
     assert {"random_noise / PGD10-EoT4-full", "none / PGD10", "random_noise"} <= names, names

@@ -63,14 +63,14 @@ def draws_trend_check(df: pd.DataFrame) -> list[Record]:
         drop, label, curve = max(drops, key=lambda t: t[0])
         m = len(curve)
         steep = sum(d >= DROP_FLAG for d, _, _ in drops)
-        if drop >= DROP_FLAG:
-            message = (
-                f"{label}: worst of {m - 1} draws {curve[-2]:.1f} %, of {m} {curve[-1]:.1f} % (the last draw removed "
-                f"{drop:.1f} points; {steep} of {len(drops)} cells >= {DROP_FLAG:g}): more judge draws, or an attacker "
-                f"who can submit again, would likely lower these numbers; raise evaluation.draws"
-            )
-            out.append(record("draws-not-converged", "flag", str(defense), message, drop=round(drop, 2), draws=m))
-        else:
-            message = f"the last of {m} judge draws removed at most {drop:.1f} points in any cell"
-            out.append(record("draws-not-converged", "ok", str(defense), message, drop=round(drop, 2), draws=m))
+        flagged = drop >= DROP_FLAG
+        message = (
+            f"{label}: worst of {m - 1} draws {curve[-2]:.1f} %, of {m} {curve[-1]:.1f} % (the last draw removed "
+            f"{drop:.1f} points; {steep} of {len(drops)} cells >= {DROP_FLAG:g}): more judge draws, or an attacker "
+            f"who can submit again, would likely lower these numbers; raise evaluation.draws"
+            if flagged
+            else f"the last of {m} judge draws removed at most {drop:.1f} points in any cell"
+        )
+        status = "flag" if flagged else "ok"
+        out.append(record("draws-not-converged", status, str(defense), message, drop=round(drop, 2), draws=m))
     return out
